@@ -1,0 +1,69 @@
+"""Quick embedded default: procedural faces at 64 px, the paper's autoencoder, ~2 minutes on 2 CPU cores."""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the default config; every field is overridable with --config.<path>=value."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = data = ml_collections.ConfigDict()
+  data.source = "synthetic"  # synthetic | folder | tfds
+  data.image_size = 64
+  data.num_train = 1024
+  data.num_val = 128
+  data.num_test = 128
+  data.batch_size = 32  # global batch, split over all devices of all hosts
+  data.num_parallel_calls = -1  # tf.data.AUTOTUNE
+  data.prefetch = 2
+  # Folder source (see README "Your own faces").
+  data.folder = ""
+  data.train_list = ""
+  data.val_list = ""
+  data.test_list = ""
+  # Landmark template for aligned real crops: a name in maskae.masks (e.g. "utkface").
+  data.landmark_template = "utkface"
+
+  config.data.mask = mask = ml_collections.ConfigDict()
+  mask.styles = ("surgical", "n95", "cloth_stripes", "cloth_dots", "cloth_plaid", "cloth_print",
+                 "bandana", "gaiter", "plain_dark")
+  mask.style_weights = ()  # empty: uniform over styles
+  mask.coverage = (0.0, 1.0)  # 0: under the nose, 1: over the nose bridge
+  mask.tilt_degrees = 8.0
+  mask.scale_jitter = 0.08
+  mask.offset_jitter = 0.03
+
+  config.model = model = ml_collections.ConfigDict()
+  # The paper's encoder stage: Conv kxk stride s + ReLU + MaxPool 2x2.
+  model.features = (32, 64)
+  model.kernel_size = 3
+  model.strides = 2
+  model.pooling = "max"  # max | none
+  model.latent_channels = 0  # 0: the last stage's features form the code
+  model.latent_dense = 0  # >0: a dense bottleneck vector of this size
+  model.upsampling = "repeat"  # repeat (Keras UpSampling2D) | bilinear | transpose
+  model.activation = "relu"
+  model.output_activation = "sigmoid"
+  model.skip_connections = False
+  model.mask_head = False
+
+  config.train = train = ml_collections.ConfigDict()
+  train.steps = 1500
+  train.optimizer = "adam"  # adam | adamw
+  train.learning_rate = 1e-3
+  train.weight_decay = 0.0
+  train.schedule = "constant"  # constant | cosine
+  train.warmup_steps = 0
+  train.grad_clip_norm = 0.0  # 0: no clipping
+  train.loss = "mae"  # mae | mse | l1_ssim
+  train.masked_weight = 0.0  # extra weight on masked pixels: w = 1 + masked_weight * alpha
+  train.mask_loss_weight = 0.1  # BCE weight for the mask head's prediction
+  train.log_every = 50
+  train.eval_every = 500
+  train.checkpoint_every = 500
+  train.keep_checkpoints = 2
+  train.best_metric = "psnr_masked"
+  train.best_mode = "max"
+  train.num_grid_examples = 8
+  return config

@@ -1,0 +1,1 @@
+"""maskae: face-mask removal with convolutional denoising autoencoders (JAX / Flax Linen)."""

@@ -1,0 +1,44 @@
+"""Entry point: `python -m maskae.main --config configs/default.py [--workdir DIR]`.
+
+Parses flags only; the work happens in `maskae.train.train_and_evaluate`.
+"""
+
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from maskae import train
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/default.py", "Config file (get_config()); override fields with "
+    "--config.<path>=value, e.g. --config.train.steps=50.", lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for checkpoints, metrics and images; rerunning with the same "
+    "workdir resumes. Default: runs/<config file name>.")
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False, "Resume a workdir even if its recorded config differs.")
+
+
+def default_workdir(config_path: str) -> str:
+  """runs/<config file stem>, relative to the current directory."""
+  return os.path.join("runs", os.path.splitext(os.path.basename(config_path))[0])
+
+
+def _quiet_library_info(record) -> bool:
+  """Drops orbax's per-save INFO chatter from the log; warnings and errors still show."""
+  return record.levelno > 20 or "/orbax/" not in record.pathname
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.get_absl_handler().addFilter(_quiet_library_info)
+  workdir = _WORKDIR.value or default_workdir(config_flags.get_config_filename(flags.FLAGS["config"]))
+  logging.info("workdir: %s", os.path.abspath(workdir))
+  print(f"maskae: workdir {os.path.abspath(workdir)}", flush=True)
+  train.train_and_evaluate(_CONFIG.value, workdir, _ALLOW_CONFIG_CHANGE.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,53 @@
+"""Image-restoration metrics per example, whole image and masked region only (no TensorFlow).
+
+All images are float in [0, 1], NHWC. The masked region is where the true mask alpha > 0.5;
+whole-image scores flatter any method because most pixels were never covered, so both are kept.
+"""
+
+import dm_pix
+import jax.numpy as jnp
+
+MASK_THRESHOLD = 0.5
+
+
+def _region_mean(values: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
+  """Mean of `values` [N,H,W,C] over pixels with weight 1 ([N,H,W,1]); NaN-free when empty."""
+  total = jnp.sum(values * weights, axis=(1, 2, 3))
+  count = jnp.sum(jnp.broadcast_to(weights, values.shape), axis=(1, 2, 3))
+  return total / jnp.maximum(count, 1.0)
+
+
+def psnr_from_mse(mse: jnp.ndarray) -> jnp.ndarray:
+  """PSNR in dB for images in [0, 1], capped at 100 dB for a perfect match."""
+  return jnp.minimum(10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10)), 100.0)
+
+
+def keras_accuracy(pred: jnp.ndarray, target: jnp.ndarray) -> jnp.ndarray:
+  """The paper's "accuracy": Keras `accuracy` on an image output resolves to categorical
+  accuracy, the fraction of pixels whose arg-max colour channel matches the target's."""
+  same = jnp.argmax(pred, axis=-1) == jnp.argmax(target, axis=-1)
+  return jnp.mean(same.astype(jnp.float32), axis=(1, 2))
+
+
+def image_metrics(pred: jnp.ndarray, target: jnp.ndarray, alpha: jnp.ndarray) -> dict:
+  """Per-example metrics [N] for predictions vs targets, with the true mask alpha [N,H,W,1]."""
+  region = (alpha > MASK_THRESHOLD).astype(jnp.float32)
+  abs_err = jnp.abs(pred - target)
+  sq_err = jnp.square(pred - target)
+  mse = jnp.mean(sq_err, axis=(1, 2, 3))
+  mse_masked = _region_mean(sq_err, region)
+  ssim_map = dm_pix.ssim(pred, target, return_map=True)
+  # The SSIM map is "valid"-filtered (11x11 window): crop the region to match.
+  crop = (region.shape[1] - ssim_map.shape[1]) // 2
+  region_valid = region[:, crop:crop + ssim_map.shape[1], crop:crop + ssim_map.shape[2]]
+  return {
+      "mae": jnp.mean(abs_err, axis=(1, 2, 3)),
+      "mse": mse,
+      "psnr": psnr_from_mse(mse),
+      "ssim": jnp.mean(ssim_map, axis=(1, 2, 3)),
+      "mae_masked": _region_mean(abs_err, region),
+      "mse_masked": mse_masked,
+      "psnr_masked": psnr_from_mse(mse_masked),
+      "ssim_masked": _region_mean(ssim_map, region_valid),
+      "keras_accuracy": keras_accuracy(pred, target),
+  }

@@ -1,0 +1,95 @@
+"""What a run shows and writes: progress display, metric writers, image grids, JSON files."""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from absl import logging
+from clu import metric_writers
+from PIL import Image
+
+
+def image_grid(columns: list[np.ndarray], gap: int = 2) -> np.ndarray:
+  """Rows = examples, columns = the given [N,H,W,C] float batches in [0,1]; uint8 [H', W', 3]."""
+  columns = [np.broadcast_to(c, c.shape[:3] + (3,)) if c.shape[-1] == 1 else c for c in columns]
+  n, h, w, _ = columns[0].shape
+  grid = np.full((n * (h + gap) + gap, len(columns) * (w + gap) + gap, 3), 255, np.uint8)
+  for i in range(n):
+    for j, col in enumerate(columns):
+      y, x = gap + i * (h + gap), gap + j * (w + gap)
+      grid[y:y + h, x:x + w] = np.round(np.clip(col[i], 0, 1) * 255).astype(np.uint8)
+  return grid
+
+
+def save_png(path: str, image: np.ndarray) -> str:
+  """Writes a uint8 image as PNG and returns the path."""
+  Image.fromarray(image).save(path)
+  return path
+
+
+def write_json(path: str, data) -> str:
+  """Writes `data` as indented JSON (atomically: temp file + rename) and returns the path."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(data, f, indent=2, sort_keys=True)
+    f.write("\n")
+  os.replace(tmp, path)
+  return path
+
+
+class MetricsLog:
+  """TensorBoard (clu writers) plus a JSONL file of every scalar record, on the first host."""
+
+  def __init__(self, workdir: str, is_chief: bool):
+    self.is_chief = is_chief
+    self.writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+    self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
+
+  def scalars(self, step: int, values: dict) -> None:
+    """Writes scalars to TensorBoard and appends them to metrics.jsonl."""
+    values = {k: float(v) for k, v in values.items()}
+    self.writer.write_scalars(step, values)
+    if self.is_chief:
+      with open(self.jsonl_path, "a") as f:
+        f.write(json.dumps({"step": step, "time": time.time(), **values}) + "\n")
+
+  def images(self, step: int, images: dict) -> None:
+    """Writes uint8 [H,W,3] images to TensorBoard."""
+    self.writer.write_images(step, {k: v[None] for k, v in images.items()})
+
+  def close(self) -> None:
+    self.writer.flush()
+    self.writer.close()
+
+
+class Progress:
+  """Step / loss / steps per second / ETA: a live line on a terminal, log lines otherwise."""
+
+  def __init__(self, total_steps: int, start_step: int, every: int):
+    self.total, self.start, self.every = total_steps, start_step, max(every, 1)
+    self.t0 = time.time()
+    self.live = sys.stderr.isatty()
+
+  def update(self, step: int, loss: float | None = None) -> None:
+    done = step - self.start
+    rate = done / max(time.time() - self.t0, 1e-9)
+    eta = (self.total - step) / rate if rate > 0 else float("inf")
+    text = (f"step {step}/{self.total}" + (f"  loss {loss:.4f}" if loss is not None else "")
+            + f"  {rate:.2f} steps/s  ETA {_duration(eta)}")
+    if self.live:
+      sys.stderr.write("\r" + text.ljust(80))
+      sys.stderr.flush()
+      if step >= self.total:
+        sys.stderr.write("\n")
+    elif loss is not None and (step % self.every == 0 or step >= self.total):
+      logging.info(text)
+
+
+def _duration(seconds: float) -> str:
+  if not np.isfinite(seconds):
+    return "?"
+  m, s = divmod(int(seconds), 60)
+  h, m = divmod(m, 60)
+  return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -1,0 +1,214 @@
+"""Training and evaluation loop: data -> data-parallel steps -> eval -> checkpoints -> reports."""
+
+import json
+import os
+import signal
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from maskae import checkpointing, input_pipeline, models, reporting, train_step
+from maskae import metrics as metrics_lib
+
+CONFIG_FILE = "config.json"
+
+
+def check_config(workdir: str, config: ml_collections.ConfigDict, allow_change: bool) -> None:
+  """Records the resolved config in the workdir; a resumed run with a different config is an error
+  listing the keys that differ, unless `allow_change`."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  current = json.loads(config.to_json_best_effort())
+  if os.path.exists(path):
+    with open(path) as f:
+      recorded = json.load(f)
+    differ = sorted(k for k in set(_flatten(recorded)) | set(_flatten(current))
+                    if _flatten(recorded).get(k) != _flatten(current).get(k))
+    if differ and not allow_change:
+      raise ValueError(f"{path}: this workdir was trained with a different config; keys that "
+                       f"differ: {', '.join(differ)} (pass --allow_config_change to resume anyway)")
+    if differ:
+      logging.warning("config differs from %s in: %s (allowed)", path, ", ".join(differ))
+  if jax.process_index() == 0:
+    reporting.write_json(path, current)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+class _StopSignal:
+  """Turns SIGTERM (preemption) into a request to checkpoint and exit cleanly."""
+
+  def __init__(self):
+    self.requested = False
+    signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint and stopping")
+    self.requested = True
+
+
+def evaluate(state, eval_step, mesh, faces: input_pipeline.FaceSet, config, split: str,
+             num_examples: int = 0):
+  """Mean metrics of the model and of the masked input over the fixed pairs of `split`, and the
+  first `num_examples` (masked, output, clean) arrays for a grid."""
+  devices = mesh.devices.size
+  batch_size = -(-config.data.batch_size // devices) * devices
+  sums, count, examples = {}, 0, []
+  for batch in input_pipeline.eval_dataset(faces, config, split, batch_size).as_numpy_iterator():
+    n = len(batch["clean"])
+    padded = {k: np.concatenate([v, np.repeat(v[-1:], batch_size - n, 0)]) for k, v in batch.items()}
+    outputs, per_example = eval_step(state.params, state.apply_fn,
+                                     train_step.shard_batch(padded, mesh))
+    for name, values in per_example.items():
+      sums[name] = sums.get(name, 0.0) + float(np.sum(np.asarray(values)[:n]))
+    for name, values in _input_metrics(padded).items():
+      sums["input/" + name] = sums.get("input/" + name, 0.0) + float(np.sum(values[:n]))
+    if len(examples) * batch_size < num_examples:
+      examples.append((batch["masked"], np.asarray(outputs)[:n], batch["clean"]))
+    count += n
+  means = {k: v / count for k, v in sums.items()}
+  grid_columns = [np.concatenate(c)[:num_examples] for c in zip(*examples)] if examples else []
+  return means, grid_columns
+
+
+_input_metrics_jit = jax.jit(metrics_lib.image_metrics)
+
+
+def _input_metrics(batch: dict) -> dict:
+  """Metrics of the masked input itself: the do-nothing baseline."""
+  return {k: np.asarray(v) for k, v in
+          _input_metrics_jit(batch["masked"], batch["clean"], batch["alpha"]).items()}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       allow_config_change: bool = False) -> dict:
+  """Trains (resuming from the workdir's latest checkpoint), evaluates, writes the reports.
+
+  Returns the summary written to `metrics.json`.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  check_config(workdir, config, allow_config_change)
+  is_chief = jax.process_index() == 0
+  mesh = train_step.data_mesh()
+  eval_mesh = train_step.data_mesh(jax.local_devices())
+  logging.info("devices: %d (%d local) on %s", mesh.devices.size, jax.local_device_count(),
+               jax.devices()[0].platform)
+
+  model = models.create_model(config.model)
+  state = train_step.create_train_state(model, config, jax.random.key(config.seed))
+  state = train_step.replicate(state, mesh)
+  manager = checkpointing.create_manager(workdir, config.train)
+  start_step = 0
+  if manager.latest_step() is not None:
+    state, meta = checkpointing.restore(manager, manager.latest_step(), state)
+    start_step = int(meta["step"])
+    logging.info("resumed from checkpoint at step %d in %s", start_step, manager.directory)
+
+  train_faces = input_pipeline.load_faces(config, "train")
+  val_faces = input_pipeline.load_faces(config, "val")
+  logging.info("faces: %d train, %d val (%s)", len(train_faces), len(val_faces),
+               train_faces.fingerprint)
+  batches = input_pipeline.train_dataset(
+      train_faces, config, start_step=start_step, process_index=jax.process_index(),
+      process_count=jax.process_count()).as_numpy_iterator()
+  step_fn = train_step.make_train_step(config, mesh)
+  eval_step = train_step.make_eval_step(eval_mesh)
+  log = reporting.MetricsLog(workdir, is_chief)
+  progress = reporting.Progress(config.train.steps, start_step, config.train.log_every)
+  stop = _StopSignal()
+
+  def save(step, eval_metrics=None):
+    meta = {"step": step, "seed": config.seed,
+            "examples_seen": step * config.data.batch_size}
+    checkpointing.save(manager, step, state, meta, eval_metrics)
+
+  def run_eval(step):
+    eval_state = train_step.replicate(state, eval_mesh)
+    means, columns = evaluate(eval_state, eval_step, eval_mesh, val_faces, config, "val",
+                              config.train.num_grid_examples)
+    log.scalars(step, {f"val/{k}": v for k, v in means.items()})
+    return means, columns
+
+  step, eval_metrics = start_step, None
+  while step < config.train.steps and not stop.requested:
+    state, step_metrics = step_fn(state, train_step.shard_batch(next(batches), mesh))
+    step += 1
+    is_save = step % config.train.checkpoint_every == 0 or step == config.train.steps
+    if step % config.train.log_every == 0 or is_save:
+      values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+      if not all(np.isfinite(v) for v in values.values()):
+        manager.wait_until_finished()
+        raise FloatingPointError(
+            f"non-finite training metrics at step {step}: {values}; stopped without saving "
+            f"(last good checkpoint: step {manager.latest_step()} in {manager.directory})")
+      log.scalars(step, {f"train/{k}": v for k, v in values.items()})
+      progress.update(step, values["loss"])
+    else:
+      progress.update(step)
+    if step % config.train.eval_every == 0 or step == config.train.steps:
+      eval_metrics, _ = run_eval(step)
+    if is_save:
+      save(step, eval_metrics if step % config.train.eval_every == 0
+           or step == config.train.steps else None)
+  if stop.requested and step < config.train.steps:
+    save(step)
+    manager.wait_until_finished()
+    logging.warning("stopped at step %d on SIGTERM; rerun the same command to resume", step)
+    return {"step": step, "stopped": "SIGTERM"}
+
+  means, columns = run_eval(step)
+  grid = reporting.image_grid(columns)
+  log.images(step, {"val/masked_output_clean": grid})
+  log.close()
+  manager.wait_until_finished()
+  summary = _summary(workdir, step, len(val_faces), means, manager)
+  if is_chief:
+    reporting.save_png(summary["files"]["grid"], grid)
+    reporting.write_json(summary["files"]["metrics"], summary)
+    _print_summary(summary)
+  manager.close()
+  return summary
+
+
+def _summary(workdir, step, num_examples, means, manager) -> dict:
+  model_metrics = {k: v for k, v in means.items() if not k.startswith("input/")}
+  input_metrics = {k[len("input/"):]: v for k, v in means.items() if k.startswith("input/")}
+  return {
+      "step": step,
+      "split": "val",
+      "num_examples": num_examples,
+      "model": model_metrics,
+      "masked_input": input_metrics,
+      "best_checkpoint_step": manager.best_step(),
+      "files": {
+          "metrics": os.path.join(workdir, "metrics.json"),
+          "metrics_log": os.path.join(workdir, "metrics.jsonl"),
+          "grid": os.path.join(workdir, "val_grid.png"),
+          "checkpoints": str(manager.directory),
+          "tensorboard": workdir,
+          "config": os.path.join(workdir, CONFIG_FILE),
+      },
+  }
+
+
+def _print_summary(summary: dict) -> None:
+  m, i = summary["model"], summary["masked_input"]
+  lines = [
+      f"maskae: trained to step {summary['step']}; validation ({summary['split']}):",
+      f"  masked-region PSNR  model {m['psnr_masked']:6.2f} dB   masked input {i['psnr_masked']:6.2f} dB",
+      f"  whole-image PSNR    model {m['psnr']:6.2f} dB   masked input {i['psnr']:6.2f} dB",
+      f"  whole-image SSIM    model {m['ssim']:6.3f}      masked input {i['ssim']:6.3f}",
+      f"  MAE                 model {m['mae']:6.4f}      masked input {i['mae']:6.4f}",
+      "files written:",
+  ] + [f"  {name:12s} {path}" for name, path in summary["files"].items()]
+  print("\n".join(lines), flush=True)

@@ -1,0 +1,138 @@
+"""Train state, losses and the data-parallel train / eval steps (no TensorFlow here).
+
+The train step is written per replica in pmap style (local batch in, `lax.pmean` of gradients and
+metrics) and run with `jax.shard_map` under `jax.jit` over a 1-D `data` mesh, with the state
+donated. The same code spans hosts once `jax.distributed.initialize` has run.
+"""
+
+import functools
+from typing import Callable
+
+import dm_pix
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax.training import train_state
+from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from maskae import metrics as metrics_lib
+
+DATA_AXIS = "data"
+Batch = dict[str, jax.Array]
+
+
+class TrainState(train_state.TrainState):
+  """Flax TrainState (step, params, optimizer state); the model is pure `init` / `apply`."""
+
+
+def data_mesh(devices=None) -> Mesh:
+  """A 1-D mesh named `data` over all devices (of all hosts) or the given ones."""
+  devices = jax.devices() if devices is None else devices
+  return Mesh(devices, (DATA_AXIS,))
+
+
+def make_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam (the paper) or AdamW, a constant or warmup + cosine schedule, optional clipping."""
+  if train.schedule == "constant":
+    lr = (optax.warmup_constant_schedule(0.0, train.learning_rate, train.warmup_steps)
+          if train.warmup_steps else train.learning_rate)
+  elif train.schedule == "cosine":
+    lr = optax.warmup_cosine_decay_schedule(0.0, train.learning_rate, train.warmup_steps,
+                                            max(train.steps, train.warmup_steps + 1))
+  else:
+    raise ValueError(f'unknown train.schedule "{train.schedule}"; valid: constant, cosine')
+  if train.optimizer == "adam":
+    opt = optax.adam(lr)
+  elif train.optimizer == "adamw":
+    opt = optax.adamw(lr, weight_decay=train.weight_decay)
+  else:
+    raise ValueError(f'unknown train.optimizer "{train.optimizer}"; valid: adam, adamw')
+  if train.grad_clip_norm:
+    opt = optax.chain(optax.clip_by_global_norm(train.grad_clip_norm), opt)
+  return opt
+
+
+def create_train_state(model, config: ml_collections.ConfigDict, rng: jax.Array) -> TrainState:
+  """Initial parameters (from `rng`) and optimizer state."""
+  size = config.data.image_size
+  params = model.init(rng, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
+  return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config.train))
+
+
+def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.ConfigDict):
+  """The configured loss and its parts. Pixel weights 1 + masked_weight * alpha."""
+  pred, clean, alpha = outputs["output"], batch["clean"], batch["alpha"]
+  weights = 1.0 + train.masked_weight * alpha
+
+  def weighted_mean(x):
+    return jnp.mean(weights * x) / jnp.mean(weights)
+
+  parts = {}
+  if train.loss == "mae":
+    loss = weighted_mean(jnp.abs(pred - clean))
+  elif train.loss == "mse":
+    loss = weighted_mean(jnp.square(pred - clean))
+  elif train.loss == "l1_ssim":
+    parts["l1"] = weighted_mean(jnp.abs(pred - clean))
+    parts["ssim"] = jnp.mean(dm_pix.ssim(pred, clean))
+    loss = 0.16 * parts["l1"] + 0.84 * (1.0 - parts["ssim"])
+  else:
+    raise ValueError(f'unknown train.loss "{train.loss}"; valid: l1_ssim, mae, mse')
+  if "mask" in outputs:
+    parts["mask_bce"] = jnp.mean(optax.sigmoid_binary_cross_entropy(
+        _logit(outputs["mask"]), alpha))
+    loss = loss + train.mask_loss_weight * parts["mask_bce"]
+  return loss, parts
+
+
+def _logit(p: jax.Array) -> jax.Array:
+  p = jnp.clip(p, 1e-6, 1 - 1e-6)
+  return jnp.log(p) - jnp.log1p(-p)
+
+
+def make_train_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Callable:
+  """jit(shard_map(per-replica step)): (state, global batch) -> (new state, metrics)."""
+
+  def per_replica_step(state: TrainState, batch: Batch):
+    def loss_fn(params):
+      outputs = state.apply_fn({"params": params}, batch["masked"])
+      loss, parts = reconstruction_loss(outputs, batch, config.train)
+      return loss, parts
+
+    (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grads = lax.pmean(grads, DATA_AXIS)
+    step_metrics = lax.pmean({"loss": loss, **parts,
+                              "grad_norm": optax.global_norm(grads)}, DATA_AXIS)
+    return state.apply_gradients(grads=grads), step_metrics
+
+  step = jax.shard_map(per_replica_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
+                       out_specs=(P(), P()))
+  return jax.jit(step, donate_argnums=(0,))
+
+
+def make_eval_step(mesh: Mesh) -> Callable:
+  """jit(shard_map): (params, apply_fn, batch) -> (outputs, per-example metrics), batch-sharded."""
+
+  @functools.partial(jax.jit, static_argnums=(1,))
+  def eval_step(params, apply_fn, batch: Batch):
+    def per_replica(params, batch):
+      outputs = apply_fn({"params": params}, batch["masked"])
+      return outputs["output"], metrics_lib.image_metrics(outputs["output"], batch["clean"],
+                                                          batch["alpha"])
+    return jax.shard_map(per_replica, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
+                         out_specs=(P(DATA_AXIS), P(DATA_AXIS)))(params, batch)
+
+  return eval_step
+
+
+def shard_batch(batch: dict, mesh: Mesh) -> Batch:
+  """Host-local numpy batch -> global jax.Arrays split over the `data` axis of all hosts."""
+  sharding = NamedSharding(mesh, P(DATA_AXIS))
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+
+
+def replicate(tree, mesh: Mesh):
+  """Places a pytree replicated on every device of the mesh."""
+  return jax.device_put(tree, NamedSharding(mesh, P()))
