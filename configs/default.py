@@ -22,6 +22,13 @@ def get_config() -> ml_collections.ConfigDict:
   data.train_list = ""
   data.val_list = ""
   data.test_list = ""
+  # TFDS source: a prepared dataset by name (e.g. celeb_a, lfw, or face_folder from third_party/),
+  # its data_dir ("" = TFDS default), TFDS split strings per split and the image feature's key.
+  data.tfds_name = ""
+  data.tfds_data_dir = ""
+  data.tfds_splits = ml_collections.ConfigDict(
+      {"train": "train", "val": "validation", "test": "test"})
+  data.tfds_image_key = "image"
   # Landmark template for aligned real crops: a name in maskae.masks (e.g. "utkface").
   data.landmark_template = "utkface"
 

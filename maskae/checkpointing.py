@@ -19,8 +19,12 @@ def create_manager(workdir: str, train: ml_collections.ConfigDict) -> ocp.Checkp
                                 reverse=train.best_mode == "min", n=1,
                                 keep_checkpoints_without_metrics=False),
   ])
+  # best_fn makes the manager write each save's metrics to disk (without it they live only in
+  # memory): best_step() and the BestN policy then also work after a restart.
   options = ocp.CheckpointManagerOptions(preservation_policy=policy,
-                                         enable_async_checkpointing=True)
+                                         enable_async_checkpointing=True,
+                                         best_fn=lambda m: m[best_metric],
+                                         best_mode=train.best_mode)
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR)),
                                options=options, item_names=("state", "meta"))
 

@@ -1,25 +1,44 @@
-"""Face sources: the procedural generator and folders of face photos, decoded once to uint8 arrays.
+"""Face sources: the procedural generator, folders of face photos and TFDS datasets, decoded once to
+uint8 arrays.
 
 `load(data_config, split, seed)` returns (images [N,S,S,3] uint8, landmarks [N,8,2] float32,
-fingerprint). Procedural faces carry their exact landmarks; aligned real crops get the source's
-landmark template (`data.landmark_template`) for every face.
+fingerprint). Procedural faces carry their exact landmarks; real photos (folder, tfds) are taken to
+be aligned crops and get the landmark template `data.landmark_template` for every face.
+
+- folder: every jpg / png / webp / bmp file under `data.folder` (recursively, sorted by path).
+  Splits come from list files (`data.{train,val,test}_list`: one name per line, relative to
+  `data.folder`) or, with no list files, from the paper's rule on the sorted files: the first
+  `num_train` are train, the next `num_test` test and the last `num_val` validation. Files are only
+  ever read; unreadable ones are skipped and counted.
+- tfds: split `data.tfds_splits[split]` (TFDS split syntax, e.g. "train[:90%]") of the prepared
+  dataset `data.tfds_name` in `data.tfds_data_dir`; `data.tfds_image_key` names the image feature.
+  third_party/face_folder builds a manually downloaded face folder into such a dataset.
 """
 
 import concurrent.futures
 import hashlib
 import os
+import struct
 
 import ml_collections
 import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
 from absl import logging
 from PIL import Image, ImageOps
 
 from maskae import faces, masks
 
+SOURCES = ("synthetic", "folder", "tfds")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+# What PIL raises for unreadable, truncated, empty or non-image files (and oversized ones).
+UNREADABLE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error,
+                     Image.DecompressionBombError)
 # Procedural identities of each split come from disjoint index ranges of the generator.
 _SYNTHETIC_SPLIT_START = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 _LANDMARK_TEMPLATES = {"utkface": masks.UTKFACE_TEMPLATE}
+# Transparent pixels of RGBA / LA / palette images are composited over this colour.
+_BACKGROUND = (255, 255, 255)
 
 
 def load(data: ml_collections.ConfigDict, split: str, seed: int):
@@ -30,20 +49,32 @@ def load(data: ml_collections.ConfigDict, split: str, seed: int):
                                              start=_SYNTHETIC_SPLIT_START[split])
     return images, landmarks, f"synthetic:seed={seed}:split={split}:n={count}"
   if data.source == "folder":
+    template = landmark_template(data.landmark_template)
     paths = folder_split(data, split)
-    images = decode_images(paths, data.image_size)
-    if data.landmark_template not in _LANDMARK_TEMPLATES:
-      raise ValueError(f'unknown data.landmark_template "{data.landmark_template}"; '
-                       f'valid: {", ".join(_LANDMARK_TEMPLATES)}')
-    template = _LANDMARK_TEMPLATES[data.landmark_template]
-    landmarks = np.broadcast_to(template, (len(images),) + template.shape).copy()
+    images, skipped = decode_images(paths, data.image_size)
     digest = hashlib.sha256("\n".join(os.path.relpath(p, data.folder) for p in paths).encode())
-    return images, landmarks, f"folder:{data.folder}:split={split}:sha256={digest.hexdigest()[:16]}"
-  raise ValueError(f'unknown data.source "{data.source}"; valid: folder, synthetic')
+    fingerprint = (f"folder:{data.folder}:split={split}:sha256={digest.hexdigest()[:16]}"
+                   f":n={len(images)}:skipped={len(skipped)}")
+  elif data.source == "tfds":
+    template = landmark_template(data.landmark_template)
+    images, fingerprint = load_tfds(data, split)
+  else:
+    raise ValueError(f'unknown data.source "{data.source}"; valid: {", ".join(SOURCES)}')
+  return images, np.broadcast_to(template, (len(images),) + template.shape).copy(), fingerprint
+
+
+def landmark_template(name: str) -> np.ndarray:
+  """The [8, 2] landmark template called `name` (data.landmark_template)."""
+  if name not in _LANDMARK_TEMPLATES:
+    raise ValueError(f'unknown data.landmark_template "{name}"; '
+                     f'valid: {", ".join(_LANDMARK_TEMPLATES)}')
+  return _LANDMARK_TEMPLATES[name]
 
 
 def list_images(folder: str) -> list[str]:
   """All image files under `folder`, recursively, in a deterministic (sorted) order."""
+  if not folder:
+    raise ValueError("data.folder is empty; set it to a directory of face images")
   if not os.path.isdir(folder):
     raise FileNotFoundError(f"data.folder: no such directory: {folder}")
   found = []
@@ -55,22 +86,16 @@ def list_images(folder: str) -> list[str]:
 
 
 def folder_split(data: ml_collections.ConfigDict, split: str) -> list[str]:
-  """Paths of `split`: from its list file (one name per line, relative to a folder), or by the
-  paper's rule on the sorted files: first num_train train, next num_test test, last num_val val."""
-  list_file = {"train": data.train_list, "val": data.val_list, "test": data.test_list}[split]
-  if list_file:
-    base = os.path.dirname(list_file)
-    with open(list_file) as f:
-      names = [line.strip() for line in f if line.strip()]
-    paths = []
-    for name in names:
-      for root in (data.folder, os.path.join(data.folder, "images"), base):
-        if os.path.isfile(os.path.join(root, name)):
-          paths.append(os.path.join(root, name))
-          break
-      else:
-        raise FileNotFoundError(f"{list_file}: listed image not found in {data.folder}: {name}")
-    return paths
+  """Paths of `split`: from its list file, or by the paper's rule on the sorted files (first
+  num_train train, next num_test test, last num_val validation)."""
+  list_fields = {"train": "train_list", "val": "val_list", "test": "test_list"}
+  if any(data[field] for field in list_fields.values()):
+    field = list_fields[split]
+    if not data[field]:
+      given = ", ".join(f"data.{f}" for f in list_fields.values() if data[f])
+      raise ValueError(f"data.{field} is empty but {given} is set: give a list file for every "
+                       f"split used, or none (then the paper's rule splits the sorted files)")
+    return _listed_paths(data.folder, data[field], f"data.{field}")
   paths = list_images(data.folder)
   needed = data.num_train + data.num_val + data.num_test
   if len(paths) < needed:
@@ -83,37 +108,131 @@ def folder_split(data: ml_collections.ConfigDict, split: str) -> list[str]:
   return paths[len(paths) - data.num_val:]
 
 
+def _listed_paths(folder: str, list_file: str, field: str) -> list[str]:
+  """The files named in `list_file` (one per line, relative to `folder`); all must exist."""
+  if not folder:
+    raise ValueError("data.folder is empty; list-file names are relative to it")
+  if not os.path.isfile(list_file):
+    raise FileNotFoundError(f"{field}: no such file: {list_file}")
+  with open(list_file) as f:
+    names = [line.strip() for line in f if line.strip()]
+  if not names:
+    raise ValueError(f"{field}: {list_file} lists no images")
+  paths = [os.path.join(folder, name) for name in names]
+  for name, path in zip(names, paths):
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{list_file}: listed image not found in {folder}: {name}")
+  return paths
+
+
 def read_rgb(path: str, size: int) -> np.ndarray:
-  """One image as uint8 [size, size, 3]: EXIF orientation applied, any mode converted to RGB,
-  centre-cropped to a square and resized. Raises OSError / ValueError if unreadable."""
+  """One image as uint8 [size, size, 3]: EXIF orientation applied, any mode converted to RGB
+  (transparency over white, 16-bit scaled to 8), centre-cropped to a square and resized.
+  Raises one of UNREADABLE_ERRORS if the file cannot be decoded."""
   with Image.open(path) as im:
+    im.draft(None, (size, size))  # JPEG: decode at a reduced scale that is still >= size
     im.load()
     im = ImageOps.exif_transpose(im)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+    if im.mode in ("I", "I;16", "I;16B", "I;16L"):
+      im = Image.fromarray((np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
       rgba = im.convert("RGBA")
-      im = Image.new("RGB", rgba.size, (255, 255, 255))
+      im = Image.new("RGB", rgba.size, _BACKGROUND)
       im.paste(rgba, mask=rgba.getchannel("A"))
     im = ImageOps.fit(im.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
     return np.asarray(im, dtype=np.uint8)
 
 
-def decode_images(paths: list[str], size: int, max_logged: int = 5) -> np.ndarray:
-  """Decodes `paths` in parallel threads; unreadable files are skipped, counted and the first few
-  named in the log. Raises ValueError when none is readable."""
+def decode_images(paths: list[str], size: int,
+                  max_logged: int = 5) -> tuple[np.ndarray, list[str]]:
+  """Decodes `paths` in parallel threads into uint8 [N, size, size, 3] (file order kept).
+
+  Unreadable files are skipped, counted and the first `max_logged` named in the log; returns the
+  images and the skipped paths. Raises ValueError when none is readable.
+  """
   def read(path):
     try:
       return read_rgb(path, size)
-    except (OSError, ValueError, SyntaxError) as e:
+    except UNREADABLE_ERRORS as e:
       return e
 
+  images = np.empty((len(paths), size, size, 3), np.uint8)
+  skipped, count = [], 0
   with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-    results = list(pool.map(read, paths))
-  bad = [(p, r) for p, r in zip(paths, results) if isinstance(r, Exception)]
-  if bad:
-    logging.warning("skipped %d unreadable image(s) of %d; first: %s", len(bad), len(paths),
-                    "; ".join(f"{p} ({type(e).__name__})" for p, e in bad[:max_logged]))
-  good = [r for r in results if not isinstance(r, Exception)]
-  if not good:
+    for path, result in zip(paths, pool.map(read, paths)):
+      if isinstance(result, Exception):
+        skipped.append((path, result))
+      else:
+        images[count] = result
+        count += 1
+  if skipped:
+    logging.warning("skipped %d unreadable image(s) of %d; first: %s", len(skipped), len(paths),
+                    "; ".join(f"{p} ({type(e).__name__}: {e})" for p, e in skipped[:max_logged]))
+  if not count:
     raise ValueError(f"no readable images among {len(paths)} file(s)"
                      + (f", e.g. {paths[0]}" if paths else ""))
-  return np.stack(good)
+  return images[:count], [p for p, _ in skipped]
+
+
+def load_tfds(data: ml_collections.ConfigDict, split: str) -> tuple[np.ndarray, str]:
+  """Images of `split` of a prepared TFDS dataset, centre-cropped and resized with TF ops into
+  uint8 [N, S, S, 3] (TFDS's deterministic order), and a fingerprint string."""
+  if not data.tfds_name:
+    raise ValueError("data.tfds_name is empty; set it to a TFDS dataset name (data.source=tfds)")
+  if split not in data.tfds_splits:
+    raise ValueError(f'data.tfds_splits has no entry for split "{split}"')
+  split_spec = data.tfds_splits[split]
+  data_dir = data.tfds_data_dir or None
+  try:
+    builder = tfds.builder(data.tfds_name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise ValueError(f'unknown TFDS dataset "{data.tfds_name}" (data.tfds_name): not registered '
+                     f'and not prepared in data_dir {data_dir or "(TFDS default)"}') from None
+  if not builder.is_prepared():
+    raise FileNotFoundError(
+        f'TFDS dataset "{data.tfds_name}" is not prepared in {builder.data_dir}; build it first: '
+        f"tfds build {data.tfds_name} --data_dir {data_dir or '~/tensorflow_datasets'}")
+  key = data.tfds_image_key
+  features = builder.info.features
+  if key not in features or not isinstance(features[key], tfds.features.Image):
+    raise ValueError(f'data.tfds_image_key "{key}" is not an image feature of '
+                     f'{builder.info.full_name}; features: {", ".join(features.keys())}')
+  try:
+    count = builder.info.splits[split_spec].num_examples
+    ds = builder.as_dataset(split=split_spec, shuffle_files=False)
+  except (KeyError, ValueError) as e:
+    first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise ValueError(f'data.tfds_splits.{split}="{split_spec}" is not a valid split of '
+                     f"{builder.info.full_name}: {first_line}") from None
+  size = data.image_size
+  ds = ds.map(lambda example: square_resize(example[key], size),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  images, filled = np.empty((count, size, size, 3), np.uint8), 0
+  for batch in ds.batch(256).prefetch(2).as_numpy_iterator():
+    images[filled:filled + len(batch)] = batch
+    filled += len(batch)
+  if not filled:
+    raise ValueError(f'data.tfds_splits.{split}="{split_spec}" of {builder.info.full_name} '
+                     "has no examples")
+  return images, f"tfds:{builder.info.full_name}:split={split_spec}:n={filled}"
+
+
+def square_resize(image: tf.Tensor, size: int) -> tf.Tensor:
+  """A decoded uint8 image [H, W, C] (C = 1, 3 or 4) as uint8 RGB [size, size, 3]: transparency
+  over white, centre-cropped to a square and resized (Lanczos, antialiased), in TF ops."""
+  channels = image.shape[-1]
+  if channels not in (1, 2, 3, 4):
+    raise ValueError(f"image feature has {channels} channels; expected 1, 2, 3 or 4")
+  image = tf.image.convert_image_dtype(image, tf.float32)
+  if channels in (2, 4):
+    colour, alpha = image[..., :-1], image[..., -1:]
+    background = tf.constant(_BACKGROUND[:channels - 1], tf.float32) / 255.0
+    image = colour * alpha + (1.0 - alpha) * background
+  if channels <= 2:
+    image = tf.image.grayscale_to_rgb(image)
+  height, width = tf.shape(image)[0], tf.shape(image)[1]
+  side = tf.minimum(height, width)
+  image = tf.image.crop_to_bounding_box(image, (height - side) // 2, (width - side) // 2,
+                                        side, side)
+  image = tf.image.resize(image, (size, size), method="lanczos3", antialias=True)
+  return tf.cast(tf.round(tf.clip_by_value(image * 255.0, 0.0, 255.0)), tf.uint8)

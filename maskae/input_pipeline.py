@@ -1,15 +1,22 @@
 """Mask-pair input pipeline: face sources -> synthesized masks -> batched tf.data pairs.
 
 Every example is a dict of float32 arrays in [0, 1]: `masked` [H,W,3], `clean` [H,W,3] and the
-mask's `alpha` [H,W,1]. Faces are decoded once and cached; everything per example runs as TF ops
-(stateless random ops), so pairs depend only on (seed, split, example index):
+mask's `alpha` [H,W,1]. Faces are decoded once (maskae.face_sources) and cached as the FaceSet
+arrays in a tf.Variable; everything per example runs as TF ops inside tf.data (parallel map,
+stateless random ops, no Python callbacks), so pairs depend only on (seed, split, example index):
 - validation / test example i is the same on every run, host and machine;
 - training example k (a global counter, k = step * global_batch + position) uses face
   `index_shuffle(k mod N)` of epoch k // N, so a run resumed at step s sees exactly the pairs it
   would have seen, with no skipping through the data.
+
+Multi-host: `train_dataset` yields this host's contiguous slice [B / process_count, ...] of every
+global batch of B. There is no per-device reshape: train.py hands these host-local batches to
+`jax.make_array_from_process_local_data` (train_step.shard_batch) over the 1-D `data` mesh, which
+places one slice of the batch dimension on each device.
 """
 
 import dataclasses
+import functools
 
 import ml_collections
 import numpy as np
@@ -49,6 +56,17 @@ def _mask_kwargs(mask_config: ml_collections.ConfigDict) -> dict:
               offset_jitter=mask_config.offset_jitter)
 
 
+@functools.lru_cache(maxsize=8)
+def _synthesizer(size: int, mask_items: tuple) -> tf.types.experimental.PolymorphicFunction:
+  """masks.synthesize_mask as a tf.function, traced once per process for each image size and mask
+  config (tracing all mask styles takes seconds, and evaluation builds a dataset each time)."""
+  mask_kwargs = dict(mask_items)
+  return tf.function(
+      lambda clean, landmarks, seed: masks.synthesize_mask(clean, landmarks, seed, **mask_kwargs),
+      input_signature=(tf.TensorSpec([size, size, 3], tf.float32),
+                       tf.TensorSpec([8, 2], tf.float32), tf.TensorSpec([2], tf.int64)))
+
+
 class _PairMaker:
   """Builds the pair for (face index, example index) with TF ops; faces live in a tf.Variable
   (no 2 GB graph-constant limit, one copy shared by all parallel map calls)."""
@@ -57,14 +75,15 @@ class _PairMaker:
     with tf.device("/cpu:0"):
       self.images = tf.Variable(faces.images, trainable=False, name="faces")
       self.landmarks = tf.Variable(faces.landmarks.astype(np.float32), trainable=False)
-    self.mask_kwargs = _mask_kwargs(config.data.mask)
+    self.synthesize = _synthesizer(faces.images.shape[1],
+                                   tuple(_mask_kwargs(config.data.mask).items()))
     self.seed = tf.constant([config.seed, SPLIT_IDS[split]], tf.int64)
 
   def __call__(self, face_index: tf.Tensor, example_index: tf.Tensor) -> dict:
     clean = tf.image.convert_image_dtype(tf.gather(self.images, face_index), tf.float32)
     landmarks = tf.gather(self.landmarks, face_index)
     seed = tf.random.experimental.stateless_fold_in(self.seed, example_index)
-    masked, alpha = masks.synthesize_mask(clean, landmarks, seed, **self.mask_kwargs)
+    masked, alpha = self.synthesize(clean, landmarks, seed)
     return {"masked": masked, "clean": clean, "alpha": alpha}
 
 

@@ -5,6 +5,7 @@ Parses flags only; the work happens in `maskae.train.train_and_evaluate`.
 
 import os
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -18,6 +19,18 @@ _WORKDIR = flags.DEFINE_string(
     "workdir resumes. Default: runs/<config file name>.")
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False, "Resume a workdir even if its recorded config differs.")
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False, "One data-parallel run over several hosts: call "
+    "jax.distributed.initialize() with the cluster auto-detected (e.g. under SLURM).")
+_COORDINATOR_ADDRESS = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0, for jax.distributed.initialize "
+    "(implies --multihost).")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Number of processes, for jax.distributed.initialize (implies "
+    "--multihost).")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "This process's index, for jax.distributed.initialize (implies "
+    "--multihost).")
 
 
 def default_workdir(config_path: str) -> str:
@@ -30,9 +43,22 @@ def _quiet_library_info(record) -> bool:
   return record.levelno > 20 or "/orbax/" not in record.pathname
 
 
+def initialize_distributed() -> None:
+  """jax.distributed.initialize with the given settings (the rest auto-detected), if asked for;
+  must run before any other JAX call."""
+  explicit = {name: value for name, value in (("coordinator_address", _COORDINATOR_ADDRESS.value),
+                                              ("num_processes", _NUM_PROCESSES.value),
+                                              ("process_id", _PROCESS_ID.value))
+              if value is not None}
+  if _MULTIHOST.value or explicit:
+    jax.distributed.initialize(**explicit)
+    logging.info("process %d of %d", jax.process_index(), jax.process_count())
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  initialize_distributed()
   logging.get_absl_handler().addFilter(_quiet_library_info)
   workdir = _WORKDIR.value or default_workdir(config_flags.get_config_filename(flags.FLAGS["config"]))
   logging.info("workdir: %s", os.path.abspath(workdir))

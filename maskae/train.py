@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from maskae import checkpointing, input_pipeline, models, reporting, train_step
+from maskae import checkpointing, input_pipeline, models, reporting, run_records, train_step
 from maskae import metrics as metrics_lib
 
 CONFIG_FILE = "config.json"
@@ -118,6 +118,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   val_faces = input_pipeline.load_faces(config, "val")
   logging.info("faces: %d train, %d val (%s)", len(train_faces), len(val_faces),
                train_faces.fingerprint)
+  if is_chief:
+    run_records.write(workdir, config, {"train": train_faces, "val": val_faces}, start_step)
   batches = input_pipeline.train_dataset(
       train_faces, config, start_step=start_step, process_index=jax.process_index(),
       process_count=jax.process_count()).as_numpy_iterator()

@@ -103,9 +103,11 @@ def make_train_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Callable:
 
     (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     grads = lax.pmean(grads, DATA_AXIS)
-    step_metrics = lax.pmean({"loss": loss, **parts,
-                              "grad_norm": optax.global_norm(grads)}, DATA_AXIS)
-    return state.apply_gradients(grads=grads), step_metrics
+    new_state = state.apply_gradients(grads=grads)
+    # param_norm is of the updated parameters, so a non-finite update is caught before saving.
+    step_metrics = lax.pmean({"loss": loss, **parts, "grad_norm": optax.global_norm(grads),
+                              "param_norm": optax.global_norm(new_state.params)}, DATA_AXIS)
+    return new_state, step_metrics
 
   step = jax.shard_map(per_replica_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
                        out_specs=(P(), P()))

@@ -1,0 +1,1 @@
+"""Launchers: hyperparameter sweeps (one machine or SLURM arrays) and multi-host runs."""

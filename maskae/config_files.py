@@ -1,0 +1,62 @@
+"""Configs as code: load config, sweep and pinned files by path; write a resolved config back as
+a loadable config file."""
+
+import ast
+import hashlib
+import importlib.util
+import os
+import pprint
+import textwrap
+import types
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def load_module(path: str) -> types.ModuleType:
+  """Executes the Python file at `path` as a fresh module (not registered in sys.modules)."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"no such config file: {path}")
+  digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:12]
+  name = f"maskae_config_{os.path.splitext(os.path.basename(path))[0]}_{digest}"
+  spec = importlib.util.spec_from_file_location(name, os.path.abspath(path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def get_config(path: str) -> ml_collections.ConfigDict:
+  """`get_config()` of the config file at `path`."""
+  module = load_module(path)
+  if not hasattr(module, "get_config"):
+    raise AttributeError(f"{path}: a config file must define get_config()")
+  return module.get_config()
+
+
+def to_source(config: ml_collections.ConfigDict, title: str) -> str:
+  """Python source of a config file whose get_config() returns `config` (values as literals)."""
+  values = config.to_dict()
+  literal = pprint.pformat(values, indent=1, width=96, sort_dicts=True)
+  try:
+    round_trip = ast.literal_eval(literal)
+  except (ValueError, SyntaxError) as error:
+    raise ValueError(f"config is not expressible as Python literals ({error}): {literal[:200]}")
+  if round_trip != values:
+    raise ValueError("config does not survive a round trip through Python literals")
+  return (f'"""{title}"""\n\n'
+          "import ml_collections\n\n\n"
+          "def get_config() -> ml_collections.ConfigDict:\n"
+          '  """The resolved config, with every override applied."""\n'
+          "  return ml_collections.ConfigDict(\n"
+          f"{textwrap.indent(literal, ' ' * 6)})\n")
+
+
+def flatten(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict:
+  """{dotted.key: value} of every leaf of a (nested) ConfigDict or dict."""
+  flat = {}
+  for key, value in config.items():
+    if isinstance(value, (dict, config_dict.ConfigDict)):
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat

@@ -1,0 +1,119 @@
+"""What a run was made of, recorded in its workdir for reproducibility reviews.
+
+`write(workdir, config, faces, start_step)` writes
+- `config.py`: a config file whose get_config() returns the resolved config (every override
+  applied), so `python -m maskae.main --config <workdir>/config.py` re-runs it;
+- `run_record.json`: the resolved config, package versions, git commit and dirty state, the data
+  fingerprint of every split, the seeds and the devices. A resumed run keeps the records of the
+  earlier invocations under `earlier_invocations`.
+"""
+
+import datetime
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+
+import jax
+import ml_collections
+
+from maskae import config_files, reporting
+
+RECORD_FILE = "run_record.json"
+CONFIG_FILE = "config.py"
+# Distributions whose versions can change results (absent ones are left out of the record).
+PACKAGES = ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt", "flax", "optax",
+            "orbax-checkpoint", "chex", "dm-pix", "clu", "ml-collections", "absl-py", "numpy",
+            "tensorflow", "tensorflow-cpu", "tensorflow-datasets", "opencv-python-headless",
+            "pillow", "scipy")
+# Environment variables that change what runs where.
+ENV_PREFIXES = ("JAX_", "XLA_", "CUDA_VISIBLE_DEVICES", "TF_DETERMINISTIC", "SLURM_JOB_ID",
+                "SLURM_ARRAY_", "SLURM_NNODES", "SLURM_PROCID")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def package_versions(names=PACKAGES) -> dict:
+  """{distribution: version} of the installed ones among `names`, plus Python itself."""
+  versions = {"python": platform.python_version()}
+  for name in names:
+    try:
+      versions[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      continue
+  return versions
+
+
+def git_state(repo: str = REPO_ROOT) -> dict:
+  """Commit, dirty flag, changed paths and a hash of the uncommitted diff of the code's repo."""
+  try:
+    commit = _git(repo, "rev-parse", "HEAD").strip()
+    changes = _git(repo, "status", "--porcelain").splitlines()
+    diff = _git(repo, "diff", "HEAD", "--binary")
+  except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+    return {"commit": None, "dirty": None, "error": f"{type(error).__name__}: {error}"}
+  return {"commit": commit, "dirty": bool(changes),
+          "changed_paths": [line[3:] for line in changes],
+          "diff_sha256": hashlib.sha256(diff.encode()).hexdigest() if diff else None}
+
+
+def _git(repo: str, *args: str) -> str:
+  result = subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, timeout=30,
+                          check=True)
+  return result.stdout
+
+
+def device_info() -> dict:
+  """Platform, kind and count of the devices (all hosts) and of this host's processes."""
+  devices = jax.devices()
+  return {"platform": devices[0].platform, "device_kind": devices[0].device_kind,
+          "count": len(devices), "local_count": jax.local_device_count(),
+          "process_count": jax.process_count(), "process_index": jax.process_index(),
+          "host": socket.gethostname(), "devices": [str(d) for d in devices]}
+
+
+def seeds(config: ml_collections.ConfigDict) -> dict:
+  """Every config field whose name contains "seed"."""
+  return {k: v for k, v in config_files.flatten(config).items()
+          if "seed" in k.rsplit(".", 1)[-1]}
+
+
+def collect(config: ml_collections.ConfigDict, faces: dict, start_step: int) -> dict:
+  """The record of this invocation; `faces` maps split names to input_pipeline.FaceSet."""
+  return {
+      "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "command": [sys.executable] + sys.argv,
+      "start_step": start_step,
+      "config": json.loads(config.to_json_best_effort()),
+      "packages": package_versions(),
+      "git": git_state(),
+      "data": {split: {"fingerprint": face_set.fingerprint, "num_examples": len(face_set)}
+               for split, face_set in faces.items()},
+      "seeds": seeds(config),
+      "devices": device_info(),
+      "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)},
+  }
+
+
+def write(workdir: str, config: ml_collections.ConfigDict, faces: dict, start_step: int) -> dict:
+  """Writes config.py and run_record.json (keeping earlier invocations); returns the record."""
+  record = collect(config, faces, start_step)
+  path = os.path.join(workdir, RECORD_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      previous = json.load(f)
+    record["earlier_invocations"] = previous.pop("earlier_invocations", []) + [previous]
+  title = f"Resolved config of the run in {os.path.abspath(workdir)} (written by maskae)."
+  _write_text(os.path.join(workdir, CONFIG_FILE), config_files.to_source(config, title))
+  reporting.write_json(path, record)
+  return record
+
+
+def _write_text(path: str, text: str) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)

@@ -1,0 +1,132 @@
+"""End-to-end training through the real entry point, resume, NaN guard, config mismatch."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import default
+from maskae import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--config.data.image_size=32", "--config.data.num_train=32", "--config.data.num_val=8",
+        "--config.data.batch_size=8", "--config.train.log_every=2",
+        "--config.train.eval_every=4", "--config.train.checkpoint_every=4"]
+
+
+def tiny_config(steps: int):
+  config = default.get_config()
+  config.data.image_size, config.data.num_train, config.data.num_val = 32, 32, 8
+  config.data.batch_size = 8
+  config.train.steps, config.train.log_every = steps, 1
+  config.train.eval_every = config.train.checkpoint_every = 5
+  return config
+
+
+def run_main(workdir, *flags):
+  return subprocess.run(
+      [sys.executable, "-m", "maskae.main", "--config", "configs/default.py",
+       "--workdir", str(workdir), *TINY, *flags],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_main_end_to_end_then_resumes(tmp_path):
+  workdir = tmp_path / "run"
+  first = run_main(workdir, "--config.train.steps=4")
+  assert first.returncode == 0, first.stderr[-3000:]
+  metrics = json.loads((workdir / "metrics.json").read_text())
+  assert metrics["step"] == 4
+  for group in ("model", "masked_input"):
+    assert all(np.isfinite(v) for v in metrics[group].values()), metrics[group]
+  assert os.path.getsize(metrics["files"]["grid"]) > 0
+  assert (workdir / "checkpoints" / "4").is_dir()
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir))
+  assert "masked-region PSNR" in first.stdout and "files written" in first.stdout
+
+  second = run_main(workdir, "--config.train.steps=6", "--allow_config_change")
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert "resumed from checkpoint at step 4" in second.stderr
+  assert json.loads((workdir / "metrics.json").read_text())["step"] == 6
+  steps_logged = [json.loads(line)["step"] for line in open(workdir / "metrics.jsonl")
+                  if "train/loss" in line]
+  assert steps_logged == [2, 4, 6], "resumed run must continue at step 5, not start over"
+
+
+def test_changed_config_is_refused_with_the_differing_keys(tmp_path):
+  train.train_and_evaluate(tiny_config(1), str(tmp_path))
+  changed = tiny_config(1)
+  changed.train.learning_rate = 0.5
+  with pytest.raises(ValueError, match="keys that differ: train.learning_rate"):
+    train.train_and_evaluate(changed, str(tmp_path))
+
+
+def _final_params(workdir, step):
+  with ocp.CheckpointManager(os.path.join(workdir, "checkpoints"),
+                             item_names=("state", "meta")) as manager:
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  return restored["state"]["params"]
+
+
+def test_ten_steps_equal_five_then_resumed_five(tmp_path):
+  straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+  train.train_and_evaluate(tiny_config(10), straight)
+  train.train_and_evaluate(tiny_config(5), split)
+  train.train_and_evaluate(tiny_config(10), split, allow_config_change=True)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               _final_params(straight, 10), _final_params(split, 10))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  train.train_and_evaluate(tiny_config(5), str(tmp_path))
+  broken = tiny_config(10)
+  broken.train.learning_rate = float("nan")
+  broken.train.checkpoint_every = 1
+  with pytest.raises(FloatingPointError, match="non-finite training metrics at step 6"):
+    train.train_and_evaluate(broken, str(tmp_path), allow_config_change=True)
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["5"]
+  params = _final_params(str(tmp_path), 5)
+  assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params))
+
+
+TWO_DEVICE_SCRIPT = """
+import jax, numpy as np
+from configs import default
+from maskae import input_pipeline, models, train_step
+config = default.get_config()
+config.data.image_size, config.data.num_train, config.data.batch_size = 32, 16, 8
+faces = input_pipeline.load_faces(config, "train")
+batches = list(input_pipeline.train_dataset(faces, config).take(3).as_numpy_iterator())
+assert jax.device_count() == 2
+losses = {}
+for n in (1, 2):
+  mesh = train_step.data_mesh(jax.devices()[:n])
+  model = models.create_model(config.model)
+  state = train_step.replicate(
+      train_step.create_train_state(model, config, jax.random.key(0)), mesh)
+  step = train_step.make_train_step(config, mesh)
+  losses[n] = []
+  for batch in batches:
+    state, metrics = step(state, train_step.shard_batch(batch, mesh))
+    losses[n].append(float(metrics["loss"]))
+print(losses)
+np.testing.assert_allclose(losses[1], losses[2], rtol=1e-5)
+"""
+
+
+def test_two_devices_match_one_device_with_same_global_batch():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  result = subprocess.run([sys.executable, "-c", TWO_DEVICE_SCRIPT], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_model_and_step_code_do_not_import_tensorflow():
+  code = ("import sys; import maskae.models, maskae.train_step, maskae.metrics; "
+          "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+  result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-2000:]

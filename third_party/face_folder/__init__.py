@@ -1,0 +1,1 @@
+"""face_folder: a manually downloaded folder of face photos as a TFDS dataset (see the builder)."""
