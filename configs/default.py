@@ -73,4 +73,7 @@ def get_config() -> ml_collections.ConfigDict:
   train.best_metric = "psnr_masked"
   train.best_mode = "max"
   train.num_grid_examples = 8
+  # jax.profiler trace (TensorBoard profile plugin / Perfetto) of steps [start, start + steps).
+  train.profile_start_step = 10
+  train.profile_steps = 0  # 0: no trace
   return config

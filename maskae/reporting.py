@@ -11,9 +11,12 @@ from clu import metric_writers
 from PIL import Image
 
 
-def image_grid(columns: list[np.ndarray], gap: int = 2) -> np.ndarray:
-  """Rows = examples, columns = the given [N,H,W,C] float batches in [0,1]; uint8 [H', W', 3]."""
+def image_grid(columns: list[np.ndarray], gap: int = 2, min_cell: int = 128) -> np.ndarray:
+  """Rows = examples, columns = the given [N,H,W,C] float batches in [0,1]; uint8 [H', W', 3].
+  Cells smaller than `min_cell` pixels are enlarged by an integer factor (pixel repeat)."""
   columns = [np.broadcast_to(c, c.shape[:3] + (3,)) if c.shape[-1] == 1 else c for c in columns]
+  scale = max(1, min_cell // columns[0].shape[1])
+  columns = [c.repeat(scale, axis=1).repeat(scale, axis=2) for c in columns]
   n, h, w, _ = columns[0].shape
   grid = np.full((n * (h + gap) + gap, len(columns) * (w + gap) + gap, 3), 255, np.uint8)
   for i in range(n):

@@ -57,6 +57,33 @@ class _StopSignal:
     self.requested = True
 
 
+class _ProfileWindow:
+  """Records a jax.profiler trace of steps [profile_start_step, + profile_steps) if enabled."""
+
+  def __init__(self, train: ml_collections.ConfigDict, logdir: str):
+    self.start, self.stop = train.profile_start_step, train.profile_start_step + train.profile_steps
+    self.enabled, self.logdir = train.profile_steps > 0, logdir
+
+    self.active = False
+
+  def before_step(self, step: int) -> None:
+    if self.enabled and step == self.start:
+      jax.profiler.start_trace(self.logdir)
+      self.active = True
+
+  def after_step(self, step: int, step_metrics) -> None:
+    if self.active and step >= self.stop:
+      self.finish(step_metrics)
+
+  def finish(self, step_metrics=None) -> None:
+    """Stops an active trace (also when training ends inside the window)."""
+    if self.active:
+      jax.block_until_ready(step_metrics)
+      jax.profiler.stop_trace()
+      self.active = False
+      logging.info("profiler trace from step %d written to %s", self.start, self.logdir)
+
+
 def evaluate(state, eval_step, mesh, faces: input_pipeline.FaceSet, config, split: str,
              num_examples: int = 0):
   """Mean metrics of the model and of the masked input over the fixed pairs of `split`, and the
@@ -139,12 +166,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     means, columns = evaluate(eval_state, eval_step, eval_mesh, val_faces, config, "val",
                               config.train.num_grid_examples)
     log.scalars(step, {f"val/{k}": v for k, v in means.items()})
-    return means, columns
+    grid = reporting.image_grid(columns)
+    log.images(step, {"val/masked_output_clean": grid})
+    return means, grid
 
+  profile = _ProfileWindow(config.train, os.path.join(workdir, "profile"))
   step, eval_metrics = start_step, None
   while step < config.train.steps and not stop.requested:
+    profile.before_step(step)
     state, step_metrics = step_fn(state, train_step.shard_batch(next(batches), mesh))
     step += 1
+    profile.after_step(step, step_metrics)
     is_save = step % config.train.checkpoint_every == 0 or step == config.train.steps
     if step % config.train.log_every == 0 or is_save:
       values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
@@ -162,15 +194,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if is_save:
       save(step, eval_metrics if step % config.train.eval_every == 0
            or step == config.train.steps else None)
+  profile.finish()
   if stop.requested and step < config.train.steps:
     save(step)
     manager.wait_until_finished()
     logging.warning("stopped at step %d on SIGTERM; rerun the same command to resume", step)
     return {"step": step, "stopped": "SIGTERM"}
 
-  means, columns = run_eval(step)
-  grid = reporting.image_grid(columns)
-  log.images(step, {"val/masked_output_clean": grid})
+  means, grid = run_eval(step)
   log.close()
   manager.wait_until_finished()
   summary = _summary(workdir, step, len(val_faces), means, manager)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -130,3 +131,30 @@ def test_model_and_step_code_do_not_import_tensorflow():
           "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
   result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
   assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+  workdir = tmp_path / "preempted"
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "maskae.main", "--config", "configs/default.py",
+       "--workdir", str(workdir), *TINY, "--config.train.steps=100000",
+       "--config.train.log_every=1"],
+      cwd=REPO, stderr=subprocess.PIPE, text=True)
+  for line in proc.stderr:
+    if "step 3/100000" in line:
+      proc.send_signal(signal.SIGTERM)
+      break
+  rest = proc.stderr.read()
+  assert proc.wait(timeout=300) == 0, rest[-3000:]
+  assert "stopped at step" in rest
+  saved = [int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit()]
+  assert saved and 3 <= max(saved) < 100000
+  assert not (workdir / "metrics.json").exists()
+
+
+def test_profiler_trace_window(tmp_path):
+  config = tiny_config(3)
+  config.train.profile_start_step, config.train.profile_steps = 1, 1
+  train.train_and_evaluate(config, str(tmp_path))
+  traces = [f for _, _, files in os.walk(tmp_path / "profile") for f in files]
+  assert any(f.endswith(".xplane.pb") for f in traces), traces

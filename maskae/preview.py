@@ -1,0 +1,64 @@
+"""Preview the training pairs of a config as a PNG grid: one row per pair, columns masked | clean |
+alpha (the synthesized mask's opacity).
+
+  python -m maskae.preview --config configs/x.py --output grid.png [--split val] [--num 16]
+
+Validation / test rows are that split's fixed pairs 0..num-1; train rows are the first pairs of a
+run from step 0. An existing output file is kept unless --overwrite is given.
+"""
+
+import os
+import sys
+
+import ml_collections
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from maskae import input_pipeline, reporting
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/default.py", "Config file (get_config()); override fields with "
+    "--config.<path>=value.", lock_config=True)
+_OUTPUT = flags.DEFINE_string("output", None, "PNG file to write.", required=True)
+_SPLIT = flags.DEFINE_enum("split", "val", list(input_pipeline.SPLIT_IDS), "Split to sample.")
+_NUM = flags.DEFINE_integer("num", 16, "Number of pairs (rows).", lower_bound=1)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
+
+COLUMNS = ("masked", "clean", "alpha")
+
+
+def sample_pairs(config: ml_collections.ConfigDict, split: str, num: int) -> dict:
+  """The first `num` pairs of `split` (fewer if a val / test split is smaller), as numpy arrays."""
+  faces = input_pipeline.load_faces(config, split)
+  if split == "train":
+    ds = input_pipeline.train_dataset(faces, config)
+  else:
+    ds = input_pipeline.eval_dataset(faces, config, split, min(num, len(faces)))
+  batch = next(ds.unbatch().batch(num).as_numpy_iterator())
+  return {name: batch[name] for name in COLUMNS}
+
+
+def pair_grid(pairs: dict) -> np.ndarray:
+  """uint8 grid image of the pairs: rows = pairs, columns masked | clean | alpha."""
+  return reporting.image_grid([pairs[name] for name in COLUMNS])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  output = _OUTPUT.value
+  if not output.lower().endswith(".png"):
+    sys.exit(f"maskae.preview: --output must be a .png file, got {output}")
+  if os.path.exists(output) and not _OVERWRITE.value:
+    sys.exit(f"maskae.preview: {output} exists; pass --overwrite to replace it")
+  pairs = sample_pairs(_CONFIG.value, _SPLIT.value, _NUM.value)
+  if os.path.dirname(output):
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+  reporting.save_png(output, pair_grid(pairs))
+  print(f"maskae.preview: wrote {output}: {len(pairs['clean'])} {_SPLIT.value} pairs, columns "
+        f"{' | '.join(COLUMNS)}", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
