@@ -72,17 +72,13 @@ def landmark_template(name: str) -> np.ndarray:
 
 
 def list_images(folder: str) -> list[str]:
-  """All image files under `folder`, recursively, in a deterministic (sorted) order."""
+  """All image files under `folder`, recursively, sorted by path."""
   if not folder:
     raise ValueError("data.folder is empty; set it to a directory of face images")
   if not os.path.isdir(folder):
     raise FileNotFoundError(f"data.folder: no such directory: {folder}")
-  found = []
-  for root, dirs, files in os.walk(folder):
-    dirs.sort()
-    found.extend(os.path.join(root, f) for f in sorted(files)
-                 if f.lower().endswith(IMAGE_EXTENSIONS))
-  return found
+  return sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files
+                if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
 def folder_split(data: ml_collections.ConfigDict, split: str) -> list[str]:

@@ -17,17 +17,21 @@ Face frame (all lengths in pixels):
 
 Composition (returned ``alpha``/``masked`` satisfy
 ``masked = alpha * mask_rgb + (1 - alpha) * face`` for an implicit ``mask_rgb``):
-a soft contact shadow (black, low opacity) darkens the face around the top edge,
-the mask body is composited over it and ear loops / straps over that.  Hence
-``alpha`` is exactly 0 away from the mask (where ``masked == face`` bit-for-bit),
-exactly 1 inside the mask body and small (<= ~0.45) in the shadow band.
+a soft contact shadow (black, opacity <= 0.48, a band ~3.5% of the face height
+wide, strongest above the top edge) darkens the face around the mask, the mask
+body is composited over it and ear loops / straps over that.  Hence ``alpha`` is
+exactly 0 away from the mask (where ``masked == face`` bit-for-bit), exactly 1
+inside the mask body and below 0.5 in the shadow band.
+
+Coverage: top edge centre = lerp(just under the nose tip (32% of the way from nose
+tip to mouth), nose bridge, coverage).  ``offset_jitter`` is a fraction of the face
+width; scale jitter is applied about the top edge so coverage keeps its meaning.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -842,7 +846,8 @@ def _make_ctx(face, landmarks, seeds, coverage, tilt_degrees, scale_jitter, offs
     # grain: a random 64x64 tile of uniform noise (unit variance), tiled over the image
     tile = tf.random.stateless_uniform([_GRAIN_TILE, _GRAIN_TILE], seed=seeds[3], minval=-1.732, maxval=1.732)
     reps = tf.stack([(H + _GRAIN_TILE - 1) // _GRAIN_TILE, (W + _GRAIN_TILE - 1) // _GRAIN_TILE])
-    ctx.grain = tf.tile(tile, reps)[:H, :W]
+    # (weaker on small images: photo noise/texture averages out when downsampled)
+    ctx.grain = tf.tile(tile, reps)[:H, :W] * tf.clip_by_value(size / 160.0, 0.35, 1.0)
     return ctx
 
 

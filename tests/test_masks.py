@@ -135,16 +135,17 @@ def test_tf_function_matches_eager():
     face = tf.constant(_checker(40))
     lm = tf.constant(LM)
     seed = tf.constant([9, 9], tf.int64)
-    fn = tf.function(lambda f, l, s: M.synthesize_mask(f, l, s, styles=M.MASK_STYLES))
+    styles = ("surgical", "bandana", "cloth_print")  # a switch over styles with/without loops
+    fn = tf.function(lambda f, l, s: M.synthesize_mask(f, l, s, styles=styles))
     m1, a1 = fn(face, lm, seed)
-    m2, a2 = M.synthesize_mask(face, lm, seed)
+    m2, a2 = M.synthesize_mask(face, lm, seed, styles=styles)
     np.testing.assert_allclose(m1.numpy(), m2.numpy(), atol=1e-5)
     np.testing.assert_allclose(a1.numpy(), a2.numpy(), atol=1e-5)
 
 
 def test_dynamic_shape_in_tf_function():
     fn = tf.function(
-        lambda f, l, s: M.synthesize_mask(f, l, s),
+        lambda f, l, s: M.synthesize_mask(f, l, s, styles=("n95", "gaiter")),
         input_signature=[
             tf.TensorSpec([None, None, 3], tf.float32),
             tf.TensorSpec([8, 2], tf.float32),

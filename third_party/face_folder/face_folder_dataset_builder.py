@@ -113,12 +113,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
 def _image_names(images_dir: str) -> list[str]:
   """Image files under `images_dir`, recursively, as sorted relative paths."""
-  names = []
-  for root, dirs, files in os.walk(images_dir):
-    dirs.sort()
-    names.extend(os.path.relpath(os.path.join(root, f), images_dir) for f in sorted(files)
-                 if f.lower().endswith(IMAGE_EXTENSIONS))
-  return names
+  return sorted(os.path.relpath(os.path.join(root, f), images_dir)
+                for root, _, files in os.walk(images_dir) for f in files
+                if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
 def _read_list(list_file: str, images_dir: str) -> list[str]:
