@@ -63,7 +63,8 @@ _AGGREGATE_ONLY = flags.DEFINE_bool("aggregate_only", False, "Run nothing: write
                                     "the trials finished so far.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print every trial's command (or that it is "
                              "finished) and run nothing.")
-_NUM_TRIALS = flags.DEFINE_bool("num_trials", False, "Print the number of trials and exit.")
+_DESCRIBE = flags.DEFINE_bool("describe", False, "Print the number of trials and the sweep "
+                              "workdir (space-separated) and exit.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -365,8 +366,8 @@ def main(args) -> int:
   sweep_dir = os.path.abspath(_WORKDIR.value or os.path.join("runs", stem))
   trials = plan(config_path, sweep_dir, extra_flags)
   mode = metric_mode(_METRIC.value, _METRIC_MODE.value)
-  if _NUM_TRIALS.value:
-    print(len(trials))
+  if _DESCRIBE.value:
+    print(len(trials), sweep_dir)
     return 0
   if _DRY_RUN.value:
     print(f"sweep {config_path}: {len(trials)} trials in {sweep_dir}")

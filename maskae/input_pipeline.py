@@ -43,6 +43,8 @@ def load_faces(config: ml_collections.ConfigDict, split: str) -> FaceSet:
   if split not in SPLIT_IDS:
     raise ValueError(f'unknown split "{split}"; valid: {", ".join(SPLIT_IDS)}')
   images, landmarks, fingerprint = face_sources.load(config.data, split, config.seed)
+  if not len(images):
+    raise ValueError(f"the {split} split has no faces ({fingerprint})")
   return FaceSet(images, landmarks, fingerprint)
 
 

@@ -21,7 +21,8 @@ _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False, "Resume a workdir even if its recorded config differs.")
 _MULTIHOST = flags.DEFINE_bool(
     "multihost", False, "One data-parallel run over several hosts: call "
-    "jax.distributed.initialize() with the cluster auto-detected (e.g. under SLURM).")
+    "jax.distributed.initialize() with the cluster auto-detected (e.g. SLURM, one process per "
+    "GPU; see launch/multihost.sh).")
 _COORDINATOR_ADDRESS = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for jax.distributed.initialize "
     "(implies --multihost).")

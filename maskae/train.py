@@ -84,14 +84,18 @@ class _ProfileWindow:
       logging.info("profiler trace from step %d written to %s", self.start, self.logdir)
 
 
-def evaluate(state, eval_step, mesh, faces: input_pipeline.FaceSet, config, split: str,
-             num_examples: int = 0):
-  """Mean metrics of the model and of the masked input over the fixed pairs of `split`, and the
-  first `num_examples` (masked, output, clean) arrays for a grid."""
+def eval_batch_size(config: ml_collections.ConfigDict, mesh) -> int:
+  """data.batch_size rounded up to a multiple of the mesh's device count."""
   devices = mesh.devices.size
-  batch_size = -(-config.data.batch_size // devices) * devices
+  return -(-config.data.batch_size // devices) * devices
+
+
+def evaluate(state, eval_step, mesh, dataset, batch_size: int, num_examples: int = 0):
+  """Mean metrics of the model and of the masked input over the fixed pairs of `dataset`
+  (input_pipeline.eval_dataset with `batch_size`; build it once and reuse it: tracing the mask
+  graph costs seconds), and the first `num_examples` (masked, output, clean) arrays for a grid."""
   sums, count, examples = {}, 0, []
-  for batch in input_pipeline.eval_dataset(faces, config, split, batch_size).as_numpy_iterator():
+  for batch in dataset.as_numpy_iterator():
     n = len(batch["clean"])
     padded = {k: np.concatenate([v, np.repeat(v[-1:], batch_size - n, 0)]) for k, v in batch.items()}
     outputs, per_example = eval_step(state.params, state.apply_fn,
@@ -152,6 +156,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       process_count=jax.process_count()).as_numpy_iterator()
   step_fn = train_step.make_train_step(config, mesh)
   eval_step = train_step.make_eval_step(eval_mesh)
+  val_batch_size = eval_batch_size(config, eval_mesh)
+  val_batches = input_pipeline.eval_dataset(val_faces, config, "val", val_batch_size)
   log = reporting.MetricsLog(workdir, is_chief)
   progress = reporting.Progress(config.train.steps, start_step, config.train.log_every)
   stop = _StopSignal()
@@ -163,7 +169,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   def run_eval(step):
     eval_state = train_step.replicate(state, eval_mesh)
-    means, columns = evaluate(eval_state, eval_step, eval_mesh, val_faces, config, "val",
+    means, columns = evaluate(eval_state, eval_step, eval_mesh, val_batches, val_batch_size,
                               config.train.num_grid_examples)
     log.scalars(step, {f"val/{k}": v for k, v in means.items()})
     grid = reporting.image_grid(columns)

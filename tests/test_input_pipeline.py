@@ -148,9 +148,13 @@ def test_pipeline_graph_has_no_python_callbacks(config, train_faces):
     assert not ops & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}, ops
 
 
-def test_unknown_split_and_style_weight_errors(config):
+def test_unknown_split_empty_split_and_style_weight_errors(config):
   with pytest.raises(ValueError, match='unknown split "dev"'):
     input_pipeline.load_faces(config, "dev")
+  empty = small_config()
+  empty.data.num_test = 0
+  with pytest.raises(ValueError, match=r"the test split has no faces \(synthetic:.*:n=0\)"):
+    input_pipeline.load_faces(empty, "test")
   bad = small_config()
   bad.data.mask.style_weights = (1.0, 2.0)
   faces = input_pipeline.load_faces(bad, "test")

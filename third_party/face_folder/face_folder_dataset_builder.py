@@ -55,8 +55,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   Put the face photos (jpg, png, webp or bmp; aligned, roughly square face crops) in the manual
   dir, or in an `images/` folder inside it, and optionally add list files `train.txt`, `val.txt`
   and `test.txt` next to `images/` (one file name per line, relative to the images folder).
-  Example: the seed paper's 7,219-face set, or UTKFace's aligned crops. Then run
-  `tfds build third_party/face_folder --manual_dir <that dir> --data_dir <where to write>`.
+  Example: the seed paper's 7,219-face set, or UTKFace's aligned crops. Then run, from the maskae
+  repository root, `python -m third_party.face_folder.face_folder_dataset_builder --manual_dir
+  <that dir> --data_dir <where to write>` (or `tfds build third_party/face_folder` with the same
+  flags).
   """
 
   def _info(self) -> tfds.core.DatasetInfo:
