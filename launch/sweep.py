@@ -310,7 +310,7 @@ def plot_metric(rows: list[dict], key: str, metric: str, path: str) -> None:
   xs = values if numeric else [levels.index(sweep_spec.format_value(v)) for v in values]
   positions = levels if numeric else list(range(len(levels)))
   means = [sum(y for x, y in zip(xs, ys) if x == p) / xs.count(p) for p in positions]
-  fig, ax = plt.subplots(figsize=(5, 3.5))
+  fig, ax = plt.subplots(figsize=(6, 4))
   ax.scatter(xs, ys, alpha=0.6, label="trial")
   ax.plot(positions, means, "-o", color="C1", label="mean")
   if numeric and min(levels) > 0 and max(levels) / min(levels) >= 8:
@@ -318,7 +318,7 @@ def plot_metric(rows: list[dict], key: str, metric: str, path: str) -> None:
   ax.set_xticks(positions, [sweep_spec.format_value(p) for p in levels])
   ax.set_xlabel(key)
   ax.set_ylabel(metric)
-  ax.set_title(f"{metric} vs {key} ({len(rows)} trials)")
+  ax.set_title(f"{metric} vs {key} ({len(rows)} trials)", fontsize=10)
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
@@ -347,7 +347,8 @@ def _report(trial: Trial, record: dict, metric: str, position: str) -> None:
   if record["status"] == "done":
     with open(os.path.join(trial.workdir, METRICS_FILE)) as f:
       value = config_files.flatten(json.load(f)).get(metric)
-    print(f"{position} {trial.name}: done in {record['seconds']:.0f}s, {metric} {value}",
+    shown = f"{value:.4f}" if isinstance(value, (int, float)) else "missing"
+    print(f"{position} {trial.name}: done in {record['seconds']:.0f}s, {metric} {shown}",
           flush=True)
   else:
     log = os.path.join(trial.workdir, LOG_FILE)

@@ -9,7 +9,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from maskae import train
+from maskae import evaluate, inference, train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "Config file (get_config()); override fields with "
@@ -19,6 +19,11 @@ _WORKDIR = flags.DEFINE_string(
     "workdir resumes. Default: runs/<config file name>.")
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False, "Resume a workdir even if its recorded config differs.")
+_MODE = flags.DEFINE_enum(
+    "mode", "train", ["train", "evaluate"], "train: train (resuming) and validate; evaluate: "
+    "score the workdir's best (else latest) checkpoint and classical baselines on --split, "
+    "writing workdir/eval/<split>/.")
+_SPLIT = flags.DEFINE_enum("split", "test", ["val", "test"], "The split --mode=evaluate scores.")
 _MULTIHOST = flags.DEFINE_bool(
     "multihost", False, "One data-parallel run over several hosts: call "
     "jax.distributed.initialize() with the cluster auto-detected (e.g. SLURM, one process per "
@@ -64,7 +69,13 @@ def main(argv):
   workdir = _WORKDIR.value or default_workdir(config_flags.get_config_filename(flags.FLAGS["config"]))
   logging.info("workdir: %s", os.path.abspath(workdir))
   print(f"maskae: workdir {os.path.abspath(workdir)}", flush=True)
-  train.train_and_evaluate(_CONFIG.value, workdir, _ALLOW_CONFIG_CHANGE.value)
+  if _MODE.value == "evaluate":
+    try:
+      evaluate.evaluate_checkpoint(_CONFIG.value, workdir, _SPLIT.value)
+    except inference.CheckpointError as e:
+      raise SystemExit(f"maskae: error: {e}") from None
+  else:
+    train.train_and_evaluate(_CONFIG.value, workdir, _ALLOW_CONFIG_CHANGE.value)
 
 
 if __name__ == "__main__":

@@ -10,18 +10,21 @@ every metric of its metrics.json is expected within max(atol, rtol * |value|); d
 package versions, git commit and devices against its run_record.json are listed.
 
 Training always starts from scratch in a fresh workdir (default runs/reproduce/<name>-<time>).
-Prints expected vs obtained side by side; exits 0 when every metric passes, 1 on any FAIL, 2 when
-none fails but some have no pinned value.
+Prints expected vs obtained side by side; exits 0 when every metric passes, 1 on any FAIL (or when
+the re-run itself fails), 2 when none fails but some have no pinned value.
 """
 
 import datetime
 import json
 import math
 import os
+import shlex
+import subprocess
+import sys
 
 from absl import app, flags
 
-from maskae import config_files, reporting, run_records, train
+from maskae import config_files, run_records
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Fresh directory for the re-run (must not exist "
                                "or be empty). Default: runs/reproduce/<name>-<time>.")
@@ -29,10 +32,12 @@ _RTOL = flags.DEFINE_float("rtol", 0.01, "Relative tolerance for a run workdir's
 _ATOL = flags.DEFINE_float("atol", 0.0, "Absolute tolerance for a run workdir's metrics.")
 
 RESULT_FILE = "reproduce.json"
+METRICS_FILE = "metrics.json"
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def pinned_target(path: str):
-  """(config, expected {key: (value | None, tolerance)}) of a pinned config file."""
+def pinned_target(path: str) -> dict:
+  """The expected metrics {key: (value | None, tolerance)} of a pinned config file."""
   module = config_files.load_module(path)
   for name in ("get_config", "get_expected"):
     if not hasattr(module, name):
@@ -46,13 +51,14 @@ def pinned_target(path: str):
             and (entry[0] is None or _is_number(entry[0]))):
       raise ValueError(f"{path}: get_expected()[{key!r}] must be (value or None, tolerance), "
                        f"got {entry!r}")
-  return module.get_config(), expected
+  return expected
 
 
-def workdir_target(workdir: str, rtol: float, atol: float):
-  """(config, expected) of a finished run: its config.py and every metric in its metrics.json."""
+def workdir_target(workdir: str, rtol: float, atol: float) -> tuple[str, dict]:
+  """(config file, expected) of a finished run: its config.py and every metric of its
+  metrics.json, within max(atol, rtol * |value|)."""
   config_path = os.path.join(workdir, run_records.CONFIG_FILE)
-  metrics_path = os.path.join(workdir, "metrics.json")
+  metrics_path = os.path.join(workdir, METRICS_FILE)
   for path in (config_path, metrics_path):
     if not os.path.exists(path):
       raise FileNotFoundError(f"{path} not found: {workdir} is not a finished maskae run")
@@ -62,7 +68,21 @@ def workdir_target(workdir: str, rtol: float, atol: float):
               for key, value in config_files.flatten(metrics).items()
               if key.startswith(("model.", "masked_input.")) and _is_number(value)}
   expected["step"] = (metrics["step"], 0)
-  return config_files.get_config(config_path), expected
+  return config_path, expected
+
+
+def rerun(config_path: str, workdir: str) -> dict:
+  """Trains `config_path` from scratch in `workdir` through maskae.main; returns metrics.json."""
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH")]))
+  command = [sys.executable, "-m", "maskae.main", "--config", config_path, "--workdir", workdir]
+  print(f"reproduce: {shlex.join(command)}", flush=True)
+  returncode = subprocess.run(command, env=env, check=False).returncode
+  metrics_path = os.path.join(workdir, METRICS_FILE)
+  if returncode or not os.path.exists(metrics_path):
+    raise SystemExit(f"reproduce: the re-run failed (exit status {returncode}, no {metrics_path})")
+  with open(metrics_path) as f:
+    return json.load(f)
 
 
 def compare(expected: dict, summary: dict) -> list[dict]:
@@ -148,14 +168,11 @@ def main(argv):
     raise app.UsageError("give one pinned config file or run workdir to reproduce")
   target = argv[1]
   if os.path.isdir(target):
-    config, expected = workdir_target(target, _RTOL.value, _ATOL.value)
+    config_path, expected = workdir_target(target, _RTOL.value, _ATOL.value)
   else:
-    config, expected = pinned_target(target)
+    config_path, expected = target, pinned_target(target)
   workdir = fresh_workdir(target, _WORKDIR.value)
-  print(f"reproduce: re-running {target} in {os.path.abspath(workdir)}", flush=True)
-  summary = train.train_and_evaluate(config, workdir)
-  if "stopped" in summary:
-    raise RuntimeError(f"the re-run in {workdir} stopped early ({summary['stopped']})")
+  summary = rerun(os.path.abspath(config_path), os.path.abspath(workdir))
   rows = compare(expected, summary)
   print(f"\nreproduce {target} (re-run in {workdir}):")
   print(format_table(rows))
@@ -170,9 +187,9 @@ def main(argv):
     print("environment differences: " + ("none" if not differences else ""))
     for line in differences:
       print(f"  {line}")
-  reporting.write_json(os.path.join(workdir, RESULT_FILE),
-                       {"target": os.path.abspath(target), "rows": rows,
-                        "environment_differences": differences})
+  _write_json(os.path.join(workdir, RESULT_FILE),
+              {"target": os.path.abspath(target), "rows": rows,
+               "environment_differences": differences})
   results = {row["result"] for row in rows}
   if "FAIL" in results:
     return 1
@@ -180,6 +197,12 @@ def main(argv):
     print(f"not reproduced: some metrics of {target} have no pinned value yet (TODO)")
     return 2
   return 0
+
+
+def _write_json(path: str, data) -> None:
+  with open(path, "w") as f:
+    json.dump(data, f, indent=2)
+    f.write("\n")
 
 
 if __name__ == "__main__":

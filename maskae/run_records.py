@@ -21,7 +21,7 @@ import sys
 import jax
 import ml_collections
 
-from maskae import config_files, reporting
+from maskae import config_files
 
 RECORD_FILE = "run_record.json"
 CONFIG_FILE = "config.py"
@@ -108,7 +108,7 @@ def write(workdir: str, config: ml_collections.ConfigDict, faces: dict, start_st
     record["earlier_invocations"] = previous.pop("earlier_invocations", []) + [previous]
   title = f"Resolved config of the run in {os.path.abspath(workdir)} (written by maskae)."
   _write_text(os.path.join(workdir, CONFIG_FILE), config_files.to_source(config, title))
-  reporting.write_json(path, record)
+  _write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
   return record
 
 

@@ -168,7 +168,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     checkpointing.save(manager, step, state, meta, eval_metrics)
 
   def run_eval(step):
-    eval_state = train_step.replicate(state, eval_mesh)
+    # This host's copy of the (replicated) state: no cross-host transfer onto the local mesh.
+    eval_state = train_step.replicate(jax.tree.map(lambda x: x.addressable_data(0), state),
+                                      eval_mesh)
     means, columns = evaluate(eval_state, eval_step, eval_mesh, val_batches, val_batch_size,
                               config.train.num_grid_examples)
     log.scalars(step, {f"val/{k}": v for k, v in means.items()})

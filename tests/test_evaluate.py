@@ -1,0 +1,158 @@
+"""Evaluation through `python -m maskae.main --mode=evaluate`, its reports and its errors."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import default
+from maskae import checkpointing, evaluate, inference
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The trained_workdir's model and data sizes (tests/conftest.py); num_test is free to differ.
+FLAGS = ["--config.data.image_size=32", "--config.data.num_train=32", "--config.data.num_val=8",
+         "--config.data.num_test=6", "--config.data.batch_size=8"]
+
+
+def run_evaluate(workdir, *flags):
+  return subprocess.run(
+      [sys.executable, "-m", "maskae.main", "--config", "configs/default.py",
+       "--workdir", str(workdir), "--mode=evaluate", *FLAGS, *flags],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def tiny_config():
+  config = default.get_config()
+  config.data.image_size, config.data.num_train, config.data.num_val = 32, 32, 8
+  config.data.num_test, config.data.batch_size = 6, 8
+  return config
+
+
+def test_evaluate_val_end_to_end_matches_training_metrics(trained_workdir):
+  result = run_evaluate(trained_workdir, "--split=val")
+  assert result.returncode == 0, result.stderr[-3000:]
+  out_dir = trained_workdir / "eval" / "val"
+  summary = json.loads((out_dir / "summary.json").read_text())
+  assert summary["split"] == "val" and summary["num_examples"] == 8
+  # Training saved its step-4 eval metrics with the checkpoint, so that one is the best.
+  assert summary["checkpoint"] == {"step": 4, "selected": "best",
+                                   "path": str(trained_workdir / "checkpoints" / "4")}
+  methods = summary["methods"]
+  assert set(methods) == set(evaluate.METHOD_NAMES)
+  assert methods["model"]["told_mask"] == "no (blind)"
+  # The same pairs and checkpoint as training's final validation: the same numbers.
+  trained = json.loads((trained_workdir / "metrics.json").read_text())
+  for ours, theirs in (("model", "model"), ("masked_input", "masked_input")):
+    for metric in evaluate.METRICS:
+      assert methods[ours][metric] == pytest.approx(trained[theirs][metric], rel=1e-4, abs=1e-6)
+  # Filling the true mask beats leaving it, in the masked region.
+  for name in ("mean_face", "telea", "navier_stokes", "tv"):
+    assert methods[name]["mae_masked"] < methods["masked_input"]["mae_masked"], name
+
+  with open(out_dir / "examples.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 8 * len(evaluate.METHOD_NAMES)
+  assert sorted({int(r["index"]) for r in rows}) == list(range(8))
+  for name, values in methods.items():
+    mine = [float(r["psnr_masked"]) for r in rows if r["method"] == name]
+    assert np.mean(mine) == pytest.approx(values["psnr_masked"], rel=1e-5)
+
+  table = (out_dir / "table.md").read_text()
+  for label in evaluate.METHOD_NAMES.values():
+    assert label in table
+  assert "no (blind)" in table and "arg-max colour channel" in table
+  assert "autoencoder checkpoint step 4 (best)" in table
+  assert table.strip() in result.stdout
+
+  for name, columns in (("random", 4), ("best", 4), ("worst", 4),
+                        ("methods", len(evaluate.METHOD_NAMES) + 1)):
+    with Image.open(out_dir / f"grid_{name}.png") as grid:
+      width, height = grid.size
+    # 8 rows (examples) x `columns` square cells, each cell + a 2 px gap, a 2 px outer gap.
+    assert (width - 2) % columns == 0 and (width - 2) // columns == (height - 2) / 8, name
+
+
+def test_evaluate_test_split_in_process(trained_workdir, tmp_path):
+  workdir = tmp_path / "copy"
+  shutil.copytree(trained_workdir, workdir)
+  summary = evaluate.evaluate_checkpoint(tiny_config(), str(workdir), "test")
+  assert summary["split"] == "test" and summary["num_examples"] == 6
+  assert summary["faces"].startswith("synthetic:seed=0:split=test")
+  assert os.path.isfile(workdir / "eval" / "test" / "table.md")
+  for values in summary["methods"].values():
+    assert all(np.isfinite(values[m]) for m in evaluate.METRICS)
+
+
+def test_evaluate_without_checkpoint_is_a_one_line_error(tmp_path):
+  missing = tmp_path / "never_trained"
+  result = run_evaluate(missing)
+  assert result.returncode != 0
+  assert "Traceback" not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("maskae: error:") and "not a trained maskae workdir" in last
+  assert not missing.exists()
+
+  (tmp_path / "no_ckpt").mkdir()
+  with open(tmp_path / "no_ckpt" / "config.json", "w") as f:
+    f.write(tiny_config().to_json_best_effort())
+  with pytest.raises(inference.CheckpointError, match="no checkpoint in"):
+    inference.restore(str(tmp_path / "no_ckpt"), tiny_config())
+  assert not (tmp_path / "no_ckpt" / "checkpoints").exists()
+
+
+def test_model_config_must_match_the_workdir(trained_workdir):
+  config = tiny_config()
+  config.data.num_test, config.train.steps = 99, 7  # free to differ
+  inference.check_matches(config, str(trained_workdir))
+  config.model.features = (16, 32)
+  config.data.image_size = 64
+  with pytest.raises(inference.CheckpointError, match="model.features, data.image_size"):
+    inference.check_matches(config, str(trained_workdir))
+
+
+def test_checkpoint_metrics_persist_for_best_selection(trained_workdir):
+  config = inference.read_config(str(trained_workdir))
+  manager = checkpointing.create_manager(str(trained_workdir), config.train)
+  try:
+    assert manager.metrics(4)["psnr_masked"] > 0
+    assert inference.choose_step(manager) == (4, "best")
+  finally:
+    manager.close()
+
+
+class _FakeManager:
+  directory = "/nowhere/checkpoints"
+
+  def __init__(self, latest, best):
+    self._latest, self._best = latest, best
+
+  def latest_step(self):
+    return self._latest
+
+  def best_step(self):
+    return self._best
+
+
+def test_choose_step_prefers_best_then_latest():
+  assert inference.choose_step(_FakeManager(8, 4)) == (4, "best")
+  assert inference.choose_step(_FakeManager(8, None)) == (8, "latest")
+  with pytest.raises(inference.CheckpointError, match="no checkpoint in /nowhere"):
+    inference.choose_step(_FakeManager(None, None))
+
+
+def test_example_keeper_keeps_random_best_and_worst():
+  keeper = evaluate._ExampleKeeper(num_examples=10, k=2, seed=0)
+  scores = np.array([5.0, 1.0, 9.0, 3.0, 7.0, 0.0, 8.0, 2.0, 6.0, 4.0])
+  for start in range(0, 10, 4):
+    chunk = scores[start:start + 4]
+    keeper.add(start, chunk, {"image": np.arange(start, start + len(chunk))[:, None]})
+  assert keeper.best() == [2, 6] and keeper.worst() == [5, 1]
+  assert len(keeper.random) == 2
+  assert set(keeper.images) == {2, 6, 5, 1, *keeper.random}
+  np.testing.assert_array_equal(keeper.columns([2, 5], ["image"])[0], [[2], [5]])
