@@ -45,30 +45,33 @@ LOG_FILE = "train.log"
 METRICS_FILE = "metrics.json"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-_CONFIG = flags.DEFINE_string("config", None, "Sweep config file: get_config() and get_sweep().",
-                              required=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory; trial i runs in a subdirectory "
-                               "named from its overrides. Default: runs/<config file name>.")
-_GPUS = flags.DEFINE_list("gpus", [], "GPU ids; one trial at a time on each, pinned with "
-                          "CUDA_VISIBLE_DEVICES.")
-_PARALLEL = flags.DEFINE_integer("parallel", 1, "Trials at a time when no --gpus are given.",
-                                 lower_bound=1)
-_METRIC = flags.DEFINE_string("metric", "model.psnr_masked", "Validation metric (a dotted key of "
-                              "the trials' metrics.json) to sort and plot by.")
-_METRIC_MODE = flags.DEFINE_enum("metric_mode", "auto", ["auto", "max", "min"], "Whether higher "
-                                 "or lower is better; auto: lower for mae/mse/loss, else higher.")
-_ONLY_TRIAL = flags.DEFINE_integer("only_trial", None, "Run only the trial with this index (e.g. "
-                                   "$SLURM_ARRAY_TASK_ID), without aggregating.")
-_AGGREGATE_ONLY = flags.DEFINE_bool("aggregate_only", False, "Run nothing: write the results of "
-                                    "the trials finished so far.")
-_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print every trial's command (or that it is "
-                             "finished) and run nothing.")
-_DESCRIBE = flags.DEFINE_bool("describe", False, "Print the number of trials and the sweep "
-                              "workdir (space-separated) and exit.")
+def define_flags() -> None:
+  """The command's flags (defined only when run as a command, so importing this is free)."""
+  flags.DEFINE_string("config", None, "Sweep config file: get_config() and get_sweep().",
+                      required=True)
+  flags.DEFINE_string("workdir", None, "Sweep directory; trial i runs in a subdirectory named "
+                      "from its overrides. Default: runs/<config file name>.")
+  flags.DEFINE_list("gpus", [], "GPU ids; one trial at a time on each, pinned with "
+                    "CUDA_VISIBLE_DEVICES.")
+  flags.DEFINE_integer("parallel", 1, "Trials at a time when no --gpus are given.",
+                       lower_bound=1)
+  flags.DEFINE_string("metric", "model.psnr_masked", "Validation metric (a dotted key of the "
+                      "trials' metrics.json) to sort and plot by.")
+  flags.DEFINE_enum("metric_mode", "auto", ["auto", "max", "min"], "Whether higher or lower is "
+                    "better; auto: lower for mae/mse/loss, else higher.")
+  flags.DEFINE_integer("only_trial", None, "Run only the trial with this index (e.g. "
+                       "$SLURM_ARRAY_TASK_ID), without aggregating.")
+  flags.DEFINE_bool("aggregate_only", False, "Run nothing: write the results of the trials "
+                    "finished so far.")
+  flags.DEFINE_bool("dry_run", False, "Print every trial's command (or that it is finished) and "
+                    "run nothing.")
+  flags.DEFINE_bool("describe", False, "Print the number of trials and the sweep workdir "
+                    "(space-separated) and exit.")
 
 
 @dataclasses.dataclass(frozen=True)
 class Trial:
+  """One trial of a sweep: its index, directory name, config overrides and workdir."""
   index: int
   name: str
   overrides: dict  # {dotted.key: value}
@@ -358,48 +361,49 @@ def _report(trial: Trial, record: dict, metric: str, position: str) -> None:
 
 def main(args) -> int:
   argv, extra_flags = args
+  FLAGS = flags.FLAGS  # pylint: disable=invalid-name
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if _GPUS.value and _PARALLEL.value != 1:
+  if FLAGS.gpus and FLAGS.parallel != 1:
     raise app.UsageError("give --gpus (one trial per GPU) or --parallel (CPU), not both")
-  config_path = os.path.abspath(_CONFIG.value)
+  config_path = os.path.abspath(FLAGS.config)
   stem = os.path.splitext(os.path.basename(config_path))[0]
-  sweep_dir = os.path.abspath(_WORKDIR.value or os.path.join("runs", stem))
+  sweep_dir = os.path.abspath(FLAGS.workdir or os.path.join("runs", stem))
   trials = plan(config_path, sweep_dir, extra_flags)
-  mode = metric_mode(_METRIC.value, _METRIC_MODE.value)
-  if _DESCRIBE.value:
+  mode = metric_mode(FLAGS.metric, FLAGS.metric_mode)
+  if FLAGS.describe:
     print(len(trials), sweep_dir)
     return 0
-  if _DRY_RUN.value:
+  if FLAGS.dry_run:
     print(f"sweep {config_path}: {len(trials)} trials in {sweep_dir}")
     for trial in trials:
       print(f"{trial.name}: " + ("finished" if trial.finished else
                                  shlex.join(trial_command(trial, config_path, extra_flags))))
     return 0
-  if _AGGREGATE_ONLY.value:
+  if FLAGS.aggregate_only:
     write_state(sweep_dir, trials)
-    aggregate(trials, sweep_dir, _METRIC.value, mode)
+    aggregate(trials, sweep_dir, FLAGS.metric, mode)
     print(f"results: {os.path.join(sweep_dir, 'results.md')}")
     return 0
   record_plan(config_path, sweep_dir, extra_flags, trials)
-  if _ONLY_TRIAL.value is not None:
-    if not 0 <= _ONLY_TRIAL.value < len(trials):
-      raise app.UsageError(f"--only_trial {_ONLY_TRIAL.value}: the sweep has trials "
+  if FLAGS.only_trial is not None:
+    if not 0 <= FLAGS.only_trial < len(trials):
+      raise app.UsageError(f"--only_trial {FLAGS.only_trial}: the sweep has trials "
                            f"0..{len(trials) - 1}")
-    trial = trials[_ONLY_TRIAL.value]
+    trial = trials[FLAGS.only_trial]
     if trial.finished:
       print(f"{trial.name}: finished already")
       return 0
     record = run_trial(trial, config_path, extra_flags, None)
     write_state(sweep_dir, trials)
-    _report(trial, record, _METRIC.value, f"[trial {trial.index}]")
+    _report(trial, record, FLAGS.metric, f"[trial {trial.index}]")
     return 0 if record["status"] == "done" else 1
 
   todo = [trial for trial in trials if not trial.finished]
-  slots = list(_GPUS.value) or [None] * _PARALLEL.value
+  slots = list(FLAGS.gpus) or [None] * FLAGS.parallel
   print(f"sweep {config_path}: {len(trials)} trials in {sweep_dir}; "
         f"{len(trials) - len(todo)} finished already, {len(todo)} to run, "
-        f"{len(slots)} at a time" + (f" on GPUs {','.join(_GPUS.value)}" if _GPUS.value else ""),
+        f"{len(slots)} at a time" + (f" on GPUs {','.join(FLAGS.gpus)}" if FLAGS.gpus else ""),
         flush=True)
   write_state(sweep_dir, trials)
   ended = []
@@ -407,15 +411,15 @@ def main(args) -> int:
   def on_done(trial, record):
     ended.append(trial)
     write_state(sweep_dir, trials)
-    _report(trial, record, _METRIC.value, f"[{len(ended)}/{len(todo)}]")
+    _report(trial, record, FLAGS.metric, f"[{len(ended)}/{len(todo)}]")
 
   run_trials(todo, config_path, extra_flags, slots, on_done)
   state = write_state(sweep_dir, trials)
-  rows = aggregate(trials, sweep_dir, _METRIC.value, mode)
+  rows = aggregate(trials, sweep_dir, FLAGS.metric, mode)
   print(f"results: {os.path.join(sweep_dir, 'results.md')} "
         f"(and results.csv, plot_*.png); state: {os.path.join(sweep_dir, STATE_FILE)}")
   if rows and "rank" in rows[0]:
-    print(f"best: {rows[0]['name']} {_METRIC.value} {rows[0][_METRIC.value]:.4f}")
+    print(f"best: {rows[0]['name']} {FLAGS.metric} {rows[0][FLAGS.metric]:.4f}")
   failed = [entry for entry in state["trials"] if entry["status"] != "done"]
   if failed:
     print(f"{len(failed)} of {len(trials)} trials did not finish: "
@@ -425,4 +429,5 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main, flags_parser=parse_flags)

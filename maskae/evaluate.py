@@ -72,6 +72,15 @@ def _mean_face(config: ml_collections.ConfigDict) -> tuple[np.ndarray, int]:
   return mean.astype(np.float32), len(train_faces)
 
 
+def _score_baselines(batch: dict, mean_face: np.ndarray) -> tuple[dict, dict]:
+  """Every baseline's outputs for a batch of pairs, and their per-example metrics."""
+  results = baselines.run_all(batch["masked"], batch["alpha"], mean_face)
+  scores = {name: {k: np.asarray(v) for k, v in
+                   _image_metrics(images, batch["clean"], batch["alpha"]).items()}
+            for name, images in results.items()}
+  return results, scores
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: str) -> dict:
   """Scores the workdir's best (else latest) checkpoint and the baselines on `split`, writes the
   reports under workdir/eval/<split>/ and returns the summary."""
@@ -92,13 +101,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
     n = len(batch["clean"])
     outputs, model_metrics = eval_step(params, trained.model.apply,
                                        train_step.shard_batch(_pad(batch, batch_size), mesh))
-    results = baselines.run_all(batch["masked"], batch["alpha"], mean_face)
+    results, scores = _score_baselines(batch, mean_face)
     results[MODEL] = np.asarray(outputs)[:n]
-    scores = {MODEL: {k: np.asarray(v)[:n] for k, v in model_metrics.items()}}
-    for name, images in results.items():
-      if name != MODEL:
-        scores[name] = {k: np.asarray(v) for k, v in
-                        _image_metrics(images, batch["clean"], batch["alpha"]).items()}
+    scores[MODEL] = {k: np.asarray(v)[:n] for k, v in model_metrics.items()}
     mask_fraction = np.mean(batch["alpha"] > metrics_lib.MASK_THRESHOLD, axis=(1, 2, 3))
     for i in range(n):
       for name in METHOD_NAMES:

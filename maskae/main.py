@@ -1,6 +1,7 @@
 """Entry point: `python -m maskae.main --config configs/default.py [--workdir DIR]`.
 
-Parses flags only; the work happens in `maskae.train.train_and_evaluate`.
+Parses flags only; the work happens in `maskae.train.train_and_evaluate`, or with
+`--mode=evaluate [--split=val|test]` in `maskae.evaluate.evaluate_checkpoint`.
 """
 
 import os

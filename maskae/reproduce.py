@@ -26,11 +26,6 @@ from absl import app, flags
 
 from maskae import config_files, run_records
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Fresh directory for the re-run (must not exist "
-                               "or be empty). Default: runs/reproduce/<name>-<time>.")
-_RTOL = flags.DEFINE_float("rtol", 0.01, "Relative tolerance for a run workdir's metrics.")
-_ATOL = flags.DEFINE_float("atol", 0.0, "Absolute tolerance for a run workdir's metrics.")
-
 RESULT_FILE = "reproduce.json"
 METRICS_FILE = "metrics.json"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -163,15 +158,24 @@ def fresh_workdir(target: str, workdir: str | None) -> str:
   return workdir
 
 
+def define_flags() -> None:
+  """The command's flags (defined only when run as a command, so importing this is free)."""
+  flags.DEFINE_string("workdir", None, "Fresh directory for the re-run (must not exist or be "
+                      "empty). Default: runs/reproduce/<name>-<time>.")
+  flags.DEFINE_float("rtol", 0.01, "Relative tolerance for a run workdir's metrics.")
+  flags.DEFINE_float("atol", 0.0, "Absolute tolerance for a run workdir's metrics.")
+
+
 def main(argv):
+  FLAGS = flags.FLAGS  # pylint: disable=invalid-name
   if len(argv) != 2:
     raise app.UsageError("give one pinned config file or run workdir to reproduce")
   target = argv[1]
   if os.path.isdir(target):
-    config_path, expected = workdir_target(target, _RTOL.value, _ATOL.value)
+    config_path, expected = workdir_target(target, FLAGS.rtol, FLAGS.atol)
   else:
     config_path, expected = target, pinned_target(target)
-  workdir = fresh_workdir(target, _WORKDIR.value)
+  workdir = fresh_workdir(target, FLAGS.workdir)
   summary = rerun(os.path.abspath(config_path), os.path.abspath(workdir))
   rows = compare(expected, summary)
   print(f"\nreproduce {target} (re-run in {workdir}):")
@@ -206,4 +210,5 @@ def _write_json(path: str, data) -> None:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -1,5 +1,6 @@
 """Shapes and gradients of the configurable autoencoders."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,3 +71,62 @@ def test_skip_connections_add_fuse_layers():
 def test_unknown_choice_is_a_clear_error(field, value):
   with pytest.raises(ValueError, match=f'model.{field} "{value}"'):
     _model(**{field: value}).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+
+
+@pytest.mark.parametrize("kernel_size, factor", [(3, 4), (3, 2), (2, 2), (5, 2), (4, 3), (1, 4)])
+def test_upsampled_conv_is_conv_of_nearest_upsample(kernel_size, factor):
+  x = jax.random.normal(jax.random.key(1), (2, 5, 6, 4))
+  fused = models.UpsampledConv(7, kernel_size, factor)
+  plain = nn.Conv(7, (kernel_size, kernel_size))
+  params = fused.init(jax.random.key(0), x)["params"]
+  assert jax.tree.map(jnp.shape, params) == jax.tree.map(
+      jnp.shape, plain.init(jax.random.key(0), x)["params"])
+  params["bias"] = jax.random.normal(jax.random.key(2), (7,))
+  upsample = lambda x: jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+  out = lambda p, x: fused.apply({"params": p}, x)
+  ref = lambda p, x: plain.apply({"params": p}, upsample(x))
+  np.testing.assert_allclose(out(params, x), ref(params, x), rtol=1e-5, atol=1e-5)
+  cotangent = jax.random.normal(jax.random.key(3), (2, 5 * factor, 6 * factor, 7))
+  grads = jax.vjp(out, params, x)[1](cotangent)
+  ref_grads = jax.vjp(ref, params, x)[1](cotangent)
+  for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
+
+def _textbook_paper_model(params, x):
+  """The paper model written layer by layer with nn.Conv, nn.max_pool and jnp.repeat."""
+  def conv(p, x, strides=1):
+    return nn.Conv(p["kernel"].shape[-1], (3, 3), strides=strides).apply({"params": p}, x)
+
+  up = lambda x: jnp.repeat(jnp.repeat(x, 4, axis=1), 4, axis=2)
+  pool = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+  enc, dec = params["encoder"], params["decoder"]
+  x = pool(nn.relu(conv(enc["conv0"], x, 2)))
+  x = pool(nn.relu(conv(enc["conv1"], x, 2)))
+  x = up(nn.relu(conv(dec["conv0"], x)))
+  x = up(nn.relu(conv(dec["conv1"], x)))
+  return nn.sigmoid(conv(dec["out"], x))
+
+
+def test_paper_model_is_the_textbook_model():
+  model = models.create_model(paper.get_config().model)
+  x = jax.random.uniform(jax.random.key(1), (2, 64, 64, 3))
+  params = model.init(jax.random.key(0), x)["params"]
+  assert sum(p.size for p in jax.tree.leaves(params)) == 75651  # Keras's count for this model
+  np.testing.assert_allclose(model.apply({"params": params}, x)["output"],
+                             _textbook_paper_model(params, x), rtol=1e-5, atol=1e-6)
+  loss = lambda f: lambda p: jnp.mean(jnp.abs(f(p) - x))
+  grads = jax.grad(loss(lambda p: model.apply({"params": p}, x)["output"]))(params)
+  ref_grads = jax.grad(loss(lambda p: _textbook_paper_model(p, x)))(params)
+  for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_max_pool_gradient_goes_to_the_first_maximum_like_nn_max_pool():
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 3, (2, 7, 6, 3)), jnp.float32)  # many ties
+  reference = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+  cotangent = jax.random.normal(jax.random.key(0), (2, 3, 3, 3))
+  np.testing.assert_array_equal(models.max_pool_2x2(x), reference(x))
+  np.testing.assert_array_equal(jax.vjp(models.max_pool_2x2, x)[1](cotangent)[0],
+                                jax.vjp(reference, x)[1](cotangent)[0])

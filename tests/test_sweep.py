@@ -98,6 +98,8 @@ def test_dry_run_lists_finished_trials_and_commands_with_extra_overrides(tmp_pat
 
 def test_override_of_a_swept_key_and_a_changed_sweep_are_errors(tmp_path):
   config = write_sweep(tmp_path, [{"model.kernel_size": 3}, {"model.kernel_size": 5}])
+  result = run_sweep(config, tmp_path / "s", "--gpus", "0,1", "--parallel", "2")
+  assert result.returncode != 0 and "not both" in result.stderr
   result = run_sweep(config, tmp_path / "s", "--config.model.kernel_size=7")
   assert result.returncode != 0
   assert "model.kernel_size is set by the sweep" in result.stderr

@@ -1,1 +1,2 @@
-"""Pinned configs: get_config() plus get_expected(), the metrics a run must reach (maskae.reproduce)."""
+"""Pinned configs: get_config() and get_expected(), the metrics a run must reach
+(checked by `python -m maskae.reproduce <file>`)."""
