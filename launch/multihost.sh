@@ -52,13 +52,8 @@ for mode in "$NODES" "$HOSTS" "$LOCAL"; do [[ -n "$mode" ]] && modes=$((modes + 
 main=("$PYTHON" -m maskae.main)
 pythonpath="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 
-quote() {  # Shell-quotes the arguments, leaving plain words bare, for display.
-  local arg out=()
-  for arg in "$@"; do
-    if [[ "$arg" =~ ^[A-Za-z0-9_./=:,+%@-]+$ ]]; then out+=("$arg"); else out+=("${arg@Q}"); fi
-  done
-  echo "${out[*]}"
-}
+# shellcheck source=launch/shell_quote.sh
+source "$REPO/launch/shell_quote.sh"
 
 run() {  # Prints (dry run) or runs a command.
   if [[ $DRY_RUN -eq 1 ]]; then

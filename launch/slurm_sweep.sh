@@ -41,13 +41,8 @@ trial_job="$prefix--only_trial \$SLURM_ARRAY_TASK_ID"
 aggregate_job="$prefix--aggregate_only"
 array="0-$((NUM_TRIALS - 1))${MAX_PARALLEL:+%$MAX_PARALLEL}"
 
-quote() {  # Shell-quotes the arguments, leaving plain words bare, for display.
-  local arg out=()
-  for arg in "$@"; do
-    if [[ "$arg" =~ ^[A-Za-z0-9_./=:,+%@-]+$ ]]; then out+=("$arg"); else out+=("${arg@Q}"); fi
-  done
-  echo "${out[*]}"
-}
+# shellcheck source=launch/shell_quote.sh
+source "$REPO/launch/shell_quote.sh"
 
 # shellcheck disable=SC2206  # SBATCH_ARGS is a list of sbatch options, split on spaces.
 extra=($SBATCH_ARGS)

@@ -17,13 +17,18 @@ from ml_collections import config_flags
 
 from maskae import input_pipeline, reporting
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", "configs/default.py", "Config file (get_config()); override fields with "
-    "--config.<path>=value.", lock_config=True)
-_OUTPUT = flags.DEFINE_string("output", None, "PNG file to write.", required=True)
-_SPLIT = flags.DEFINE_enum("split", "val", list(input_pipeline.SPLIT_IDS), "Split to sample.")
-_NUM = flags.DEFINE_integer("num", 16, "Number of pairs (rows).", lower_bound=1)
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
+
+
+def define_flags() -> None:
+  """The command's flags (defined only when run as a command, so importing this is free)."""
+  config_flags.DEFINE_config_file(
+      "config", "configs/default.py", "Config file (get_config()); override fields with "
+      "--config.<path>=value.", lock_config=True)
+  flags.DEFINE_string("output", None, "PNG file to write.", required=True)
+  flags.DEFINE_enum("split", "val", list(input_pipeline.SPLIT_IDS), "Split to sample.")
+  flags.DEFINE_integer("num", 16, "Number of pairs (rows).", lower_bound=1)
+  flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
+
 
 COLUMNS = ("masked", "clean", "alpha")
 
@@ -47,18 +52,20 @@ def pair_grid(pairs: dict) -> np.ndarray:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  output = _OUTPUT.value
+  FLAGS = flags.FLAGS  # pylint: disable=invalid-name
+  output = FLAGS.output
   if not output.lower().endswith(".png"):
     sys.exit(f"maskae.preview: --output must be a .png file, got {output}")
-  if os.path.exists(output) and not _OVERWRITE.value:
+  if os.path.exists(output) and not FLAGS.overwrite:
     sys.exit(f"maskae.preview: {output} exists; pass --overwrite to replace it")
-  pairs = sample_pairs(_CONFIG.value, _SPLIT.value, _NUM.value)
+  pairs = sample_pairs(FLAGS.config, FLAGS.split, FLAGS.num)
   if os.path.dirname(output):
     os.makedirs(os.path.dirname(output), exist_ok=True)
   reporting.save_png(output, pair_grid(pairs))
-  print(f"maskae.preview: wrote {output}: {len(pairs['clean'])} {_SPLIT.value} pairs, columns "
+  print(f"maskae.preview: wrote {output}: {len(pairs['clean'])} {FLAGS.split} pairs, columns "
         f"{' | '.join(COLUMNS)}", flush=True)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

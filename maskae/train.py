@@ -179,7 +179,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     return means, grid
 
   profile = _ProfileWindow(config.train, os.path.join(workdir, "profile"))
-  step, eval_metrics = start_step, None
+  step, last_eval = start_step, None  # last_eval: (step, means, grid)
   while step < config.train.steps and not stop.requested:
     profile.before_step(step)
     state, step_metrics = step_fn(state, train_step.shard_batch(next(batches), mesh))
@@ -198,10 +198,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     else:
       progress.update(step)
     if step % config.train.eval_every == 0 or step == config.train.steps:
-      eval_metrics, _ = run_eval(step)
+      last_eval = (step, *run_eval(step))
     if is_save:
-      save(step, eval_metrics if step % config.train.eval_every == 0
-           or step == config.train.steps else None)
+      save(step, last_eval[1] if last_eval and last_eval[0] == step else None)
   profile.finish()
   if stop.requested and step < config.train.steps:
     save(step)
@@ -209,7 +208,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     logging.warning("stopped at step %d on SIGTERM; rerun the same command to resume", step)
     return {"step": step, "stopped": "SIGTERM"}
 
-  means, grid = run_eval(step)
+  # A run resumed at (or past) its last step has not evaluated yet.
+  _, means, grid = last_eval if last_eval and last_eval[0] == step else (step, *run_eval(step))
   log.close()
   manager.wait_until_finished()
   summary = _summary(workdir, step, len(val_faces), means, manager)

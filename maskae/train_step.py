@@ -67,6 +67,8 @@ def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.Confi
   weights = 1.0 + train.masked_weight * alpha
 
   def weighted_mean(x):
+    if not train.masked_weight:  # all weights 1: the plain mean, without the weight map's passes
+      return jnp.mean(x)
     return jnp.mean(weights * x) / jnp.mean(weights)
 
   parts = {}

@@ -29,14 +29,17 @@ HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 CROP_FRAMING = {"utkface": (0.95, 0.075), "synthetic": (1.11, 0.107)}
 FEATHER = 0.15  # blend ramp width at the crop's edges, as a fraction of the crop side
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A trained workdir (its config.json and "
-                               "checkpoints; the best checkpoint is used, else the latest).")
-_OUTPUT = flags.DEFINE_string("output", None, "Folder for the results (created if needed).")
-_DETECT_FACES = flags.DEFINE_bool("detect_faces", False, "Find faces in ordinary photos "
-                                  "(OpenCV Haar cascade) instead of taking each image as an "
-                                  "aligned face crop.")
-_SIDE_BY_SIDE = flags.DEFINE_bool("side_by_side", False, "Also write input | result images.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+
+
+def define_flags() -> None:
+  """The command's flags (defined only when run as a command, so importing this is free)."""
+  flags.DEFINE_string("workdir", None, "A trained workdir (its config.json and checkpoints; the "
+                      "best checkpoint is used, else the latest).")
+  flags.DEFINE_string("output", None, "Folder for the results (created if needed).")
+  flags.DEFINE_bool("detect_faces", False, "Find faces in ordinary photos (OpenCV Haar cascade) "
+                    "instead of taking each image as an aligned face crop.")
+  flags.DEFINE_bool("side_by_side", False, "Also write input | result images.")
+  flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
 
 
 class InputError(Exception):
@@ -187,9 +190,9 @@ def _write_png(path: str, image: np.ndarray) -> None:
   os.replace(tmp, path)
 
 
-def _outputs_for(name: str) -> list[str]:
-  base = os.path.join(_OUTPUT.value, name)
-  return [base + "_unmasked.png"] + ([base + "_side_by_side.png"] if _SIDE_BY_SIDE.value else [])
+def _outputs_for(output_dir: str, name: str, side_by_side: bool) -> list[str]:
+  base = os.path.join(output_dir, name)
+  return [base + "_unmasked.png"] + ([base + "_side_by_side.png"] if side_by_side else [])
 
 
 def _process(path: str, outputs: list[str], trained, data_config, cascade) -> str:
@@ -225,13 +228,14 @@ def check_outputs(path: str, outputs: list[str], input_paths: set, planned: set,
 
 
 def main(argv):
+  FLAGS = flags.FLAGS  # pylint: disable=invalid-name
   inputs = argv[1:]
-  if not (_WORKDIR.value and _OUTPUT.value and inputs):
+  if not (FLAGS.workdir and FLAGS.output and inputs):
     raise app.UsageError("usage: python -m maskae.unmask --workdir W INPUT... --output DIR")
   try:
-    cascade = load_face_detector() if _DETECT_FACES.value else None
-    config = inference.read_config(_WORKDIR.value)
-    trained = inference.restore(_WORKDIR.value, config)
+    cascade = load_face_detector() if FLAGS.detect_faces else None
+    config = inference.read_config(FLAGS.workdir)
+    trained = inference.restore(FLAGS.workdir, config)
   except (inference.CheckpointError, RuntimeError) as e:
     raise SystemExit(f"maskae.unmask: error: {e}") from None
   logging.info("model: %s (step %d, %s)", trained.directory, trained.step, trained.selected)
@@ -241,19 +245,20 @@ def main(argv):
   input_paths = {os.path.realpath(p) for p, _ in found}
   planned, written = set(), 0
   for path, name in found:
-    outputs = _outputs_for(name)
+    outputs = _outputs_for(FLAGS.output, name, FLAGS.side_by_side)
     try:
-      check_outputs(path, outputs, input_paths, planned, _OVERWRITE.value)
+      check_outputs(path, outputs, input_paths, planned, FLAGS.overwrite)
       planned.update(outputs)
       print(_process(path, outputs, trained, config.data, cascade), flush=True)
       written += 1
     except InputError as e:
       failures.append(str(e))
       print(f"maskae.unmask: error: {e}", file=sys.stderr, flush=True)
-  print(f"maskae.unmask: {written} image(s) unmasked into {_OUTPUT.value} with "
+  print(f"maskae.unmask: {written} image(s) unmasked into {FLAGS.output} with "
         f"{trained.directory}" + (f"; {len(failures)} failed" if failures else ""), flush=True)
   return 1 if failures else 0
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

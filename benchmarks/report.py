@@ -1,0 +1,99 @@
+"""What every benchmark records: machine, date, versions, load, a markdown table, RESULTS.md."""
+
+import datetime
+import os
+import platform
+import statistics
+import sys
+from importlib import metadata
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+LOADED = 2.5  # 1-minute load average above which a run is marked as made on a loaded machine
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "tensorflow-cpu", "keras")
+
+
+def cpu_model() -> str:
+  """The CPU's model name (from /proc/cpuinfo where there is one)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+  """One line: CPU model, cores, OS."""
+  return f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def versions(packages=PACKAGES) -> str:
+  """`python X, jax Y, ...` for the installed ones of `packages`."""
+  found = [f"python {platform.python_version()}"]
+  for name in packages:
+    try:
+      found.append(f"{name} {metadata.version(name)}")
+    except metadata.PackageNotFoundError:
+      pass
+  return ", ".join(found)
+
+
+def load() -> float:
+  """The 1-minute load average."""
+  return os.getloadavg()[0]
+
+
+class LoadLog:
+  """1-minute load averages sampled before and during a run."""
+
+  def __init__(self):
+    self.before = load()
+    self.during = []
+
+  def sample(self) -> float:
+    self.during.append(load())
+    return self.during[-1]
+
+  def summary(self) -> str:
+    during = self.during or [self.before]
+    text = (f"1-min load average {self.before:.2f} before the run, median {statistics.median(during):.2f}"
+            f" (max {max(during):.2f}) during it, on {os.cpu_count()} cores")
+    if max([self.before, *during]) > LOADED:
+      text += (f". **Loaded machine** (load > {LOADED}): other jobs shared the cores, so absolute "
+               "figures are low and noisy; the measured frameworks alternate, so their ratio is "
+               "the more reliable figure. The benchmark itself adds about 1-2 to the load")
+    return text
+
+
+def table(header: list[str], rows: list[list]) -> str:
+  """A markdown table; floats to 3 significant figures (whole numbers from 100 up)."""
+  def cell(value):
+    if isinstance(value, float):
+      return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+  cells = [[cell(v) for v in row] for row in rows]
+  widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+  lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+           "| " + " | ".join("-" * w for w in widths) + " |"]
+  lines += ["| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+  return "\n".join(lines)
+
+
+def append(path: str, title: str, body: str, load_log: LoadLog, packages=PACKAGES) -> None:
+  """Appends a dated section (command, machine, versions, load, `body`) to the results file."""
+  if not path:
+    return
+  stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+  command = " ".join(["python", *sys.argv])
+  section = (f"\n## {title}, {stamp}\n\n"
+             f"- command: `{command}`\n- machine: {machine()}\n- versions: {versions(packages)}\n"
+             f"- load: {load_log.summary()}\n\n{body}\n")
+  new = not os.path.exists(path)
+  with open(path, "a") as f:
+    if new:
+      f.write("# Benchmark results\n\nAppended by the scripts in benchmarks/ (newest last).\n")
+    f.write(section)
+  print(f"appended to {path}", flush=True)
