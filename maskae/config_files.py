@@ -33,18 +33,23 @@ def get_config(path: str) -> ml_collections.ConfigDict:
   return module.get_config()
 
 
+_NON_FINITE = {"inf": float("inf"), "nan": float("nan")}
+
+
 def to_source(config: ml_collections.ConfigDict, title: str) -> str:
   """Python source of a config file whose get_config() returns `config` (values as literals)."""
   values = config.to_dict()
   literal = pprint.pformat(values, indent=1, width=96, sort_dicts=True)
-  try:
-    round_trip = ast.literal_eval(literal)
-  except (ValueError, SyntaxError) as error:
+  try:  # literals only, plus the non-finite floats (a NaN learning rate is a valid experiment)
+    round_trip = eval(compile(ast.parse(literal, mode="eval"), title, "eval"),  # pylint: disable=eval-used
+                      {"__builtins__": {}}, dict(_NON_FINITE))
+  except (NameError, SyntaxError, TypeError) as error:
     raise ValueError(f"config is not expressible as Python literals ({error}): {literal[:200]}")
-  if round_trip != values:
+  if repr(round_trip) != repr(values):
     raise ValueError("config does not survive a round trip through Python literals")
   return (f'"""{title}"""\n\n'
-          "import ml_collections\n\n\n"
+          "import ml_collections\n\n"
+          'inf, nan = float("inf"), float("nan")\n\n\n'
           "def get_config() -> ml_collections.ConfigDict:\n"
           '  """The resolved config, with every override applied."""\n'
           "  return ml_collections.ConfigDict(\n"

@@ -10,6 +10,7 @@ and the 2 x 2 max pool's gradient is routed by comparisons instead of XLA's `sel
 """
 
 import functools
+import operator
 from typing import Sequence
 
 import flax.linen as nn
@@ -134,12 +135,49 @@ def _phases_to_space_bwd(phase_of, _, grad):
 _phases_to_space.defvjp(_phases_to_space_fwd, _phases_to_space_bwd)
 
 
+def _shift_rows(x: jax.Array, shift: int) -> jax.Array:
+  """y[:, i] = x[:, i + shift], zero where i + shift falls outside."""
+  h, widths = x.shape[1], ((0, 0),) * (x.ndim - 2)
+  if shift > 0:
+    return jnp.pad(x[:, shift:], ((0, 0), (0, shift)) + widths)
+  if shift < 0:
+    return jnp.pad(x[:, :h + shift], ((0, 0), (-shift, 0)) + widths)
+  return x
+
+
+def _sum_shifted_rows(x: jax.Array, terms: tuple, count: int) -> jax.Array:
+  """out[:, :, :, j] = sum of _shift_rows(x[:, :, :, i], d) over the (i, d, j) in `terms`."""
+  return jnp.stack([functools.reduce(operator.add, [_shift_rows(x[:, :, :, i], d)
+                                                    for i, d, to in terms if to == j])
+                    for j in range(count)], axis=3)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _rows_to_phases(rows: jax.Array, terms: tuple, phases: int) -> jax.Array:
+  """[N, H, W, k, ...] per kernel row -> [N, H, W, phases, ...]: each row phase adds the kernel
+  rows it uses at the input rows they read; `terms` holds (kernel row, row shift, phase)."""
+  return _sum_shifted_rows(rows, terms, phases)
+
+
+def _rows_to_phases_fwd(rows, terms, phases):
+  return _rows_to_phases(rows, terms, phases), rows.shape[3]
+
+
+def _rows_to_phases_bwd(terms, phases, kernel_rows, grad):
+  del phases
+  return (_sum_shifted_rows(grad, tuple((p, -d, t) for t, d, p in terms), kernel_rows),)
+
+
+_rows_to_phases.defvjp(_rows_to_phases_fwd, _rows_to_phases_bwd)
+
+
 class UpsampledConv(nn.Module):
   """`nn.Conv(features, (k, k))` (SAME) of the `factor`-fold nearest upsample of the input.
 
-  The upsampled map is never formed: every output phase is a conv of the small input with the
-  kernel's taps summed where they read the same input pixel, so the parameters (`kernel`
-  [k, k, in, features], `bias`) and the function are nn.Conv's, with 81/144 of the
+  The upsampled map is never formed. A 1 x span conv of the small input gives, for every kernel
+  row and column phase, that row's taps summed over the input pixels they read; each row phase
+  then adds the kernel rows at the input rows they read. Same parameters (`kernel`
+  [k, k, in, features], `bias`) and function as nn.Conv, with under a fifth of its
   multiply-adds for k = 3, factor = 4 (only float rounding differs).
   """
   features: int
@@ -148,19 +186,20 @@ class UpsampledConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    k = self.kernel_size
-    kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                        (k, k, x.shape[-1], self.features))
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    k, features = self.kernel_size, self.features
+    n, h, w, c = x.shape
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, c, features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (features,))
     taps, phase_of, pads = upsampled_conv_phases(k, self.factor)
     phases, span = taps.shape[:2]
-    phase_kernel = jnp.einsum("pyk,qxl,klio->yxipqo", taps, taps, kernel,
-                              precision=lax.Precision.HIGHEST)
-    y = lax.conv_general_dilated(
-        x, phase_kernel.reshape(span, span, x.shape[-1], phases * phases * self.features),
-        (1, 1), (pads, pads), dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return _phases_to_space(y.reshape(*y.shape[:3], phases, phases, self.features),
-                            phase_of) + bias
+    column_kernel = jnp.einsum("qxl,klio->xikqo", taps, kernel, precision=lax.Precision.HIGHEST)
+    rows = lax.conv_general_dilated(
+        x, column_kernel.reshape(1, span, c, k * phases * features), (1, 1), ((0, 0), pads),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    terms = tuple((int(t), int(y) - pads[0], p)
+                  for p in range(phases) for y, t in zip(*np.nonzero(taps[p])))
+    out = _rows_to_phases(rows.reshape(n, h, w, k, phases, features), terms, phases)
+    return _phases_to_space(out, phase_of) + bias
 
 
 class Encoder(nn.Module):

@@ -9,7 +9,8 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from maskae import checkpointing, input_pipeline, models, reporting, run_records, train_step
+from maskae import checkpointing, config_files, input_pipeline, models, reporting, run_records
+from maskae import train_step
 from maskae import metrics as metrics_lib
 
 CONFIG_FILE = "config.json"
@@ -23,8 +24,8 @@ def check_config(workdir: str, config: ml_collections.ConfigDict, allow_change: 
   if os.path.exists(path):
     with open(path) as f:
       recorded = json.load(f)
-    differ = sorted(k for k in set(_flatten(recorded)) | set(_flatten(current))
-                    if _flatten(recorded).get(k) != _flatten(current).get(k))
+    before, after = config_files.flatten(recorded), config_files.flatten(current)
+    differ = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     if differ and not allow_change:
       raise ValueError(f"{path}: this workdir was trained with a different config; keys that "
                        f"differ: {', '.join(differ)} (pass --allow_config_change to resume anyway)")
@@ -32,16 +33,6 @@ def check_config(workdir: str, config: ml_collections.ConfigDict, allow_change: 
       logging.warning("config differs from %s in: %s (allowed)", path, ", ".join(differ))
   if jax.process_index() == 0:
     reporting.write_json(path, current)
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f"{prefix}{key}."))
-    else:
-      flat[f"{prefix}{key}"] = value
-  return flat
 
 
 class _StopSignal:
