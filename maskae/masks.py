@@ -36,6 +36,14 @@ import math
 import numpy as np
 import tensorflow as tf
 
+# Bitwise determinism in graph mode (tf.function, tf.data): grappler's arithmetic optimizer merges
+# chains of adds (``a + b + c``) into AddN ops, and the AddN kernel moves whichever input buffer it
+# can reuse at run time to the front, so the summation order -- and the masks, by an ulp -- varied
+# from call to call and process to process.  This switches that optimizer off for all graph
+# functions of the process (TF only builds inputs here; synthesis speed was the same within noise),
+# and this module uses no tf.add_n.
+tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
+
 LANDMARK_NAMES = (
     "left_eye",
     "right_eye",
@@ -193,7 +201,9 @@ def _smax(ds, k):
     m = ds[0]
     for d in ds[1:]:
         m = tf.maximum(m, d)
-    s = tf.add_n([tf.exp((d - m) / k) for d in ds])
+    s = tf.exp((ds[0] - m) / k)
+    for d in ds[1:]:  # left to right: tf.add_n's AddN kernel sums in a run-time order
+        s += tf.exp((d - m) / k)
     return m + k * tf.math.log(s)
 
 

@@ -98,9 +98,6 @@ def test_rerun_of_a_recorded_workdir_passes(rerun_of_workdir):
   assert "environment differences:" in result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="maskae/masks.py synthesis is not bitwise deterministic "
-                   "across processes yet (training pairs differ by a few ulps), so CPU runs differ "
-                   "slightly; remove this mark once it is")
 def test_same_config_and_seed_give_identical_metrics_on_cpu(pinned_run, rerun_of_workdir):
   with open(pinned_run[1] / "metrics.json") as f:
     first = json.load(f)
