@@ -1,6 +1,7 @@
 """Run records: the loadable config.py, package versions, git state, seeds, earlier invocations."""
 
 import json
+import math
 import re
 import subprocess
 
@@ -20,7 +21,10 @@ def test_config_source_round_trips_through_a_loadable_file(tmp_path):
   loaded = config_files.get_config(str(path))
   assert loaded == config
   assert loaded.model.features == (8, 16, 32) and isinstance(loaded.data.mask.styles, tuple)
-  config.train.learning_rate = float("nan")
+  config.train.learning_rate = float("nan")  # non-finite floats are written as nan / inf
+  path.write_text(config_files.to_source(config, "A NaN learning rate."))
+  assert math.isnan(config_files.get_config(str(path)).train.learning_rate)
+  config.hook = print
   with pytest.raises(ValueError, match="not expressible as Python literals"):
     config_files.to_source(config, "bad")
 
