@@ -111,8 +111,11 @@ def make_train_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Callable:
                               "param_norm": optax.global_norm(new_state.params)}, DATA_AXIS)
     return new_state, step_metrics
 
+  # check_vma=False gives pmap semantics: each replica's gradient is its own (with the default
+  # check_vma=True, autodiff already sums the cotangents of the replicated parameters over the
+  # axis and the pmean would leave N times the mean gradient).
   step = jax.shard_map(per_replica_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
-                       out_specs=(P(), P()))
+                       out_specs=(P(), P()), check_vma=False)
   return jax.jit(step, donate_argnums=(0,))
 
 

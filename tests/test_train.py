@@ -113,9 +113,9 @@ for n in (1, 2):
   losses[n] = []
   for batch in batches:
     state, metrics = step(state, train_step.shard_batch(batch, mesh))
-    losses[n].append(float(metrics["loss"]))
+    losses[n].append((float(metrics["loss"]), float(metrics["grad_norm"])))
 print(losses)
-np.testing.assert_allclose(losses[1], losses[2], rtol=1e-5)
+np.testing.assert_allclose(losses[1], losses[2], rtol=1e-5)  # losses and gradient norms
 """
 
 
