@@ -58,8 +58,9 @@ class LoadLog:
 
   def summary(self) -> str:
     during = self.during or [self.before]
-    text = (f"1-min load average {self.before:.2f} before the run, median {statistics.median(during):.2f}"
-            f" (max {max(during):.2f}) during it, on {os.cpu_count()} cores")
+    text = (f"1-min load average {self.before:.2f} before the run, median "
+            f"{statistics.median(during):.2f} (max {max(during):.2f}) during it, on "
+            f"{os.cpu_count()} cores")
     if max([self.before, *during]) > LOADED:
       text += (f". **Loaded machine** (load > {LOADED}): other jobs shared the cores, so absolute "
                "figures are low and noisy; the measured frameworks alternate, so their ratio is "
@@ -68,7 +69,7 @@ class LoadLog:
 
 
 def table(header: list[str], rows: list[list]) -> str:
-  """A markdown table; floats to 3 significant figures (whole numbers from 100 up)."""
+  """A markdown table, numbers right-aligned; floats to 3 significant figures (whole from 100)."""
   def cell(value):
     if isinstance(value, float):
       return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
@@ -78,7 +79,9 @@ def table(header: list[str], rows: list[list]) -> str:
   widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
   lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
            "| " + " | ".join("-" * w for w in widths) + " |"]
-  lines += ["| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+  lines += ["| " + " | ".join(c.rjust(w) if isinstance(v, (int, float)) else c.ljust(w)
+                              for c, v, w in zip(row, values, widths)) + " |"
+            for row, values in zip(cells, rows)]
   return "\n".join(lines)
 
 

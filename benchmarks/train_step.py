@@ -6,10 +6,11 @@
 For each image size two worker processes (this file with --worker) train configs/paper.py's model
 on the same in-memory random arrays: maskae's jitted data-parallel step
 (maskae.train_step.make_train_step; forward, backward, Adam; one host batch sharded per step as in
-maskae.train) and the same layers in Keras 3 on TensorFlow (`model.fit`, Adam, MAE). A repetition
-is one pass over --steps batches (for Keras, one epoch of `fit`); repetitions alternate maskae,
-Keras, maskae, ... and are timed to the end of their last step (maskae blocks only there, as
-its training loop does); medians follow --warmup untimed repetitions. Before timing, Keras takes
+maskae.train; maskae.main's allocator setting) and the same layers in Keras 3 on TensorFlow
+(`model.fit`, Adam, MAE). A repetition is one pass over --steps batches (for Keras, one epoch of
+`fit`); repetitions alternate maskae, Keras, maskae, ... and are timed to the end of their last
+step (maskae blocks only there, as its training loop does); medians follow --warmup untimed
+repetitions. Before timing, Keras takes
 maskae's initial weights and both compute the loss and its gradients on the same batch: the model
 math is identical when layer shapes, parameter counts, loss and gradients agree. Each worker's
 peak resident memory (ru_maxrss, warm-up and timed steps included) is read at its exit. Prints
@@ -17,26 +18,21 @@ markdown tables and appends them, with machine, date, versions and load, to --re
 """
 
 import argparse
-import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 if __package__ in (None, ""):  # run as a file: the repository root holds `benchmarks`
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 
-from benchmarks import report
+from benchmarks import report, workers
 from configs import paper
 
 FULL = dict(sizes="128,256", reps=7, steps=6, warmup=2)
 QUICK = dict(sizes="32", reps=2, steps=2, warmup=1)
-MESSAGE = "BENCH "  # prefix of the workers' JSON lines on stdout
 
 
 def paper_config(size: int, batch_size: int):
@@ -58,27 +54,17 @@ def arrays(size: int, count: int) -> dict:
           "alpha": rng.random((count, size, size, 1), np.float32)}
 
 
-def _send(message: dict) -> None:
-  print(MESSAGE + json.dumps(message), flush=True)
-
-
-def _wait_for_go() -> None:
-  if sys.stdin.readline().strip() != "go":
-    raise SystemExit("benchmark parent went away")
-
-
-def _peak_rss_mib() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def _conv_params_in_keras_order(params, num_stages: int) -> list:
   names = ([("encoder", f"conv{i}") for i in range(num_stages)]
            + [("decoder", f"conv{i}") for i in range(num_stages)] + [("decoder", "out")])
-  return [np.asarray(params[part][name][leaf]) for part, name in names for leaf in ("kernel", "bias")]
+  return [np.asarray(params[part][name][leaf])
+          for part, name in names for leaf in ("kernel", "bias")]
 
 
 def maskae_worker(args, exchange: str) -> None:
   """Trains with maskae.train_step; first writes its initial weights, loss and gradients."""
+  from maskae import host_memory
+  host_memory.reuse_freed_memory()  # as `python -m maskae.main` does
   import jax
   from maskae import models, train_step
 
@@ -95,11 +81,10 @@ def maskae_worker(args, exchange: str) -> None:
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
   stages = len(config.model.features)
   weights = _conv_params_in_keras_order(state.params, stages)
-  np.savez(exchange, loss=np.float64(loss),
-           **{f"w{i}": w for i, w in enumerate(weights)},
+  np.savez(exchange, **{f"w{i}": w for i, w in enumerate(weights)},
            **{f"g{i}": g for i, g in enumerate(_conv_params_in_keras_order(grads, stages))})
-  _send({"params": int(sum(w.size for w in weights)), "shapes": [w.shape for w in weights],
-         "loss": float(loss)})
+  workers.send({"params": int(sum(w.size for w in weights)), "shapes": [w.shape for w in weights],
+                "loss": float(loss)})
 
   mesh = train_step.data_mesh()
   state = train_step.replicate(state, mesh)
@@ -115,13 +100,14 @@ def maskae_worker(args, exchange: str) -> None:
 
   for _ in range(args.warmup):
     one_pass()
-  _send({"ready": True})
+  workers.send({"ready": True})
+  timer = workers.Timer()
   for _ in range(args.reps):
-    _wait_for_go()
-    start = time.perf_counter()
+    workers.wait_for_go()
+    timer.start()
     one_pass()
-    _send({"seconds": time.perf_counter() - start})
-  _send({"peak_rss_mib": _peak_rss_mib()})
+    timer.report()
+  workers.send({"peak_rss_mib": workers.peak_rss_mib()})
 
 
 def keras_model(model_config, size: int):
@@ -161,101 +147,86 @@ def keras_worker(args, exchange: str) -> None:
   with tf.GradientTape() as tape:
     loss = keras.losses.MeanAbsoluteError()(targets, model(images, training=True))
   grads = tape.gradient(loss, model.trainable_weights)
-  grad_diff = max(float(np.max(np.abs(g.numpy() - stored[f"g{i}"])) / np.max(np.abs(stored[f"g{i}"])))
-                  for i, g in enumerate(grads))
-  _send({"params": int(model.count_params()), "shapes": [tuple(w.shape) for w in model.weights],
-         "loss": float(loss), "grad_rel_diff": grad_diff})
+  grad_diff = max(float(np.max(np.abs(g.numpy() - stored[f"g{i}"]))
+                        / np.max(np.abs(stored[f"g{i}"]))) for i, g in enumerate(grads))
+  workers.send({"params": int(model.count_params()),
+                "shapes": [tuple(w.shape) for w in model.weights], "loss": float(loss),
+                "grad_rel_diff": grad_diff})
+
+  timer = workers.Timer()
 
   class Pace(keras.callbacks.Callback):
     """Warm-up epochs run freely; each timed epoch waits for the parent's go."""
 
     def on_epoch_begin(self, epoch, logs=None):
       if epoch == args.warmup:
-        _send({"ready": True})
+        workers.send({"ready": True})
       if epoch >= args.warmup:
-        _wait_for_go()
-        self.start = time.perf_counter()
+        workers.wait_for_go()
+        timer.start()
 
     def on_epoch_end(self, epoch, logs=None):
       if epoch >= args.warmup:
-        _send({"seconds": time.perf_counter() - self.start})
+        timer.report()
 
   model.fit(data["masked"], data["clean"], batch_size=args.batch_size,
             epochs=args.warmup + args.reps, shuffle=False, verbose=0, callbacks=[Pace()])
-  _send({"peak_rss_mib": _peak_rss_mib()})
+  workers.send({"peak_rss_mib": workers.peak_rss_mib()})
 
 
-class Worker:
-  """A worker process and its line protocol (JSON messages out, `go` in)."""
-
-  def __init__(self, kind: str, args, exchange: str, log_dir: str):
-    self.kind = kind
-    self.log_path = os.path.join(log_dir, f"{kind}-{args.size}.log")
-    self.log = open(self.log_path, "w")
-    command = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--exchange", exchange,
-               "--size", str(args.size), "--batch_size", str(args.batch_size),
-               "--steps", str(args.steps), "--warmup", str(args.warmup), "--reps", str(args.reps)]
-    self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=self.log, text=True)
-
-  def receive(self) -> dict:
-    for line in self.proc.stdout:
-      if line.startswith(MESSAGE):
-        return json.loads(line[len(MESSAGE):])
-    self.proc.wait()
-    self.log.close()
-    with open(self.log_path) as f:
-      tail = f.read()[-3000:]
-    raise RuntimeError(f"{self.kind} worker exited with {self.proc.returncode}:\n{tail}")
-
-  def timed_pass(self) -> float:
-    self.proc.stdin.write("go\n")
-    self.proc.stdin.flush()
-    return self.receive()["seconds"]
-
-  def finish(self) -> float:
-    peak = self.receive()["peak_rss_mib"]
-    self.proc.wait()
-    self.log.close()
-    return peak
-
-
-def measure(args, size: int, load_log: report.LoadLog, work_dir: str) -> tuple[list, list]:
-  """One size: the speed row and the model-math row."""
-  args = argparse.Namespace(**{**vars(args), "size": size})
+def measure(args, size: int, load_log: report.LoadLog, work_dir: str) -> tuple[list, list, list]:
+  """One size: the speed, cost and model-math rows."""
   exchange = os.path.join(work_dir, f"initial-{size}.npz")
-  maskae = Worker("maskae", args, exchange, work_dir)
+
+  def start(kind):
+    command = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--exchange", exchange,
+               "--size", str(size), "--batch_size", str(args.batch_size), "--steps",
+               str(args.steps), "--warmup", str(args.warmup), "--reps", str(args.reps)]
+    return workers.Worker(f"{kind}-{size}", command, work_dir)
+
+  maskae = start("maskae")
   maskae_check = maskae.receive()  # written before the Keras worker reads it
-  keras = Worker("keras", args, exchange, work_dir)
+  keras = start("keras")
   keras_check = keras.receive()
   maskae.receive()  # warmed up
   keras.receive()
   seconds = {"maskae": [], "keras": []}
+  cpu = {"maskae": [], "keras": []}
+  images = args.steps * args.batch_size
   for rep in range(args.reps):
     for name, worker in (("maskae", maskae), ("keras", keras)):
-      seconds[name].append(worker.timed_pass())
+      timing = worker.timed_pass()
+      seconds[name].append(timing["seconds"])
+      cpu[name].append(timing["cpu_seconds"])
     load = load_log.sample()
-    rates = {n: args.steps * args.batch_size / s[-1] for n, s in seconds.items()}
-    print(f"  {size} px rep {rep + 1}/{args.reps}: maskae {rates['maskae']:.1f} images/s, "
-          f"Keras {rates['keras']:.1f} images/s, load {load:.2f}", flush=True)
-  peak = {"maskae": maskae.finish(), "keras": keras.finish()}
-  images = args.steps * args.batch_size
+    print(f"  {size} px rep {rep + 1}/{args.reps}: maskae {images / seconds['maskae'][-1]:.1f} "
+          f"images/s, Keras {images / seconds['keras'][-1]:.1f} images/s, load {load:.2f}",
+          flush=True)
+  peak = {"maskae": maskae.finish()["peak_rss_mib"], "keras": keras.finish()["peak_rss_mib"]}
   rate = {n: images / statistics.median(s) for n, s in seconds.items()}
+  best = {n: images / min(s) for n, s in seconds.items()}
   paired = statistics.median(k / m for m, k in zip(seconds["maskae"], seconds["keras"]))
   speed = [size, args.batch_size, rate["maskae"], rate["keras"], rate["maskae"] / rate["keras"],
-           paired, peak["maskae"], peak["keras"], statistics.median(load_log.during[-args.reps:])]
-  same_shapes = [tuple(s) for s in maskae_check["shapes"]] == [tuple(s) for s in keras_check["shapes"]]
+           paired, best["maskae"], best["keras"], best["maskae"] / best["keras"],
+           statistics.median(load_log.during[-args.reps:])]
+  cpu_ms = {n: 1000 * statistics.median(c) / images for n, c in cpu.items()}
+  cost = [size, cpu_ms["maskae"], cpu_ms["keras"], cpu_ms["keras"] / cpu_ms["maskae"],
+          peak["maskae"], peak["keras"]]
+  same_shapes = ([tuple(s) for s in maskae_check["shapes"]]
+                 == [tuple(s) for s in keras_check["shapes"]])
   identical = (same_shapes and maskae_check["params"] == keras_check["params"]
                and abs(maskae_check["loss"] - keras_check["loss"]) <= 1e-5
                and keras_check["grad_rel_diff"] <= 1e-3)
   math = [size, maskae_check["params"], keras_check["params"], "yes" if same_shapes else "NO",
           maskae_check["loss"], keras_check["loss"], keras_check["grad_rel_diff"],
           "yes" if identical else "NO"]
-  return speed, math
+  return speed, cost, math
 
 
 SPEED_HEADER = ["size", "batch", "maskae images/s", "Keras images/s", "maskae/Keras",
-                "paired ratio", "maskae peak RSS MiB", "Keras peak RSS MiB", "load"]
+                "paired ratio", "maskae best", "Keras best", "best ratio", "load"]
+COST_HEADER = ["size", "maskae CPU ms/image", "Keras CPU ms/image", "Keras/maskae CPU",
+               "maskae peak RSS MiB", "Keras peak RSS MiB"]
 MATH_HEADER = ["size", "maskae params", "Keras params", "same layer shapes", "maskae loss",
                "Keras loss", "max grad rel diff", "identical math"]
 
@@ -285,17 +256,22 @@ def main() -> None:
   load_log = report.LoadLog()
   print(f"{report.machine()}; batch {args.batch_size}, {args.reps} timed repetitions of "
         f"{args.steps} steps after {args.warmup} warm-up; load {load_log.before:.2f}", flush=True)
-  speed_rows, math_rows = [], []
+  speed_rows, cost_rows, math_rows = [], [], []
   with tempfile.TemporaryDirectory(prefix="maskae-bench-") as work_dir:
     for size in (int(s) for s in args.sizes.split(",")):
-      speed, math = measure(args, size, load_log, work_dir)
+      speed, cost, math = measure(args, size, load_log, work_dir)
       speed_rows.append(speed)
+      cost_rows.append(cost)
       math_rows.append(math)
   body = (f"Full training step (forward, backward, Adam) of the paper model, batch "
           f"{args.batch_size}; images/s are medians of {args.reps} alternating repetitions of "
           f"{args.steps} steps; paired ratio: median over repetitions of Keras time / maskae time; "
-          "peak RSS: each worker process's ru_maxrss.\n\n"
+          "best: the fastest repetition of each.\n\n"
           f"{report.table(SPEED_HEADER, speed_rows)}\n\n"
+          "Cost: CPU time (user + system, all threads) per image, median over repetitions (less "
+          "sensitive to other jobs than wall time); peak RSS: each worker process's ru_maxrss "
+          "(compilation, warm-up and timed steps).\n\n"
+          f"{report.table(COST_HEADER, cost_rows)}\n\n"
           "Model math, from maskae's initial weights on the first batch (Keras loss "
           "`mae`, gradients by tf.GradientTape):\n\n"
           f"{report.table(MATH_HEADER, math_rows)}\n\n"

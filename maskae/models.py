@@ -4,9 +4,10 @@ The paper's model is `features=(32, 64), kernel_size=3, strides=2, pooling="max"
 stage is Conv(k x k, stride s) + ReLU + MaxPool(2 x 2), so 256 x 256 x 3 becomes a 16 x 16 x 64 code;
 the decoder mirrors it with Conv + UpSampling (nearest repeat). No TensorFlow here.
 
-Two computations are restructured for speed without changing the function or the parameters:
-a nearest upsample followed by a conv runs as one small conv per output phase (`UpsampledConv`),
-and the 2 x 2 max pool's gradient is routed by comparisons instead of XLA's `select_and_scatter`.
+Some computations are restructured for CPU speed (benchmarks/train_step.py) without changing the
+function or the parameters: a nearest upsample followed by a conv runs on the small input, phase
+by phase (`UpsampledConv`); the 2 x 2 max pool's gradient is routed by comparisons instead of
+XLA's `select_and_scatter`; ReLU is applied after the pool, which it commutes with.
 """
 
 import functools
@@ -135,6 +136,16 @@ def _phases_to_space_bwd(phase_of, _, grad):
 _phases_to_space.defvjp(_phases_to_space_fwd, _phases_to_space_bwd)
 
 
+def _conv_along_width(x: jax.Array, kernel: jax.Array, pads: tuple) -> jax.Array:
+  """Stride-1 conv with a [1, span, in, out] kernel, the width padded by `pads`, as one matmul
+  over the input windows: its gradients are matmuls too, several times faster on CPU than XLA's
+  convolution gradients."""
+  span, width = kernel.shape[1], x.shape[2]
+  padded = jnp.pad(x, ((0, 0), (0, 0), pads, (0, 0)))
+  windows = jnp.concatenate([padded[:, :, i:i + width] for i in range(span)], axis=-1)
+  return jnp.dot(windows, kernel.reshape(-1, kernel.shape[-1]))
+
+
 def _shift_rows(x: jax.Array, shift: int) -> jax.Array:
   """y[:, i] = x[:, i + shift], zero where i + shift falls outside."""
   h, widths = x.shape[1], ((0, 0),) * (x.ndim - 2)
@@ -193,9 +204,7 @@ class UpsampledConv(nn.Module):
     taps, phase_of, pads = upsampled_conv_phases(k, self.factor)
     phases, span = taps.shape[:2]
     column_kernel = jnp.einsum("qxl,klio->xikqo", taps, kernel, precision=lax.Precision.HIGHEST)
-    rows = lax.conv_general_dilated(
-        x, column_kernel.reshape(1, span, c, k * phases * features), (1, 1), ((0, 0), pads),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    rows = _conv_along_width(x, column_kernel.reshape(1, span, c, k * phases * features), pads)
     terms = tuple((int(t), int(y) - pads[0], p)
                   for p in range(phases) for y, t in zip(*np.nonzero(taps[p])))
     out = _rows_to_phases(rows.reshape(n, h, w, k, phases, features), terms, phases)
@@ -220,9 +229,13 @@ class Encoder(nn.Module):
     k = self.kernel_size
     for i, f in enumerate(self.features):
       skips.append(x)
-      x = act(nn.Conv(f, (k, k), strides=(self.strides, self.strides), name=f"conv{i}")(x))
-      if self.pooling == "max":
-        x = max_pool_2x2(x)
+      x = nn.Conv(f, (k, k), strides=(self.strides, self.strides), name=f"conv{i}")(x)
+      if self.pooling == "max" and self.activation == "relu":
+        x = act(max_pool_2x2(x))  # relu commutes with max (values and gradients): 1/4 the work
+      else:
+        x = act(x)
+        if self.pooling == "max":
+          x = max_pool_2x2(x)
     if self.latent_channels:
       x = nn.Conv(self.latent_channels, (1, 1), name="latent")(x)
     return x, skips
