@@ -63,8 +63,8 @@ class LoadLog:
             f"{os.cpu_count()} cores")
     if max([self.before, *during]) > LOADED:
       text += (f". **Loaded machine** (load > {LOADED}): other jobs shared the cores, so absolute "
-               "figures are low and noisy; the measured frameworks alternate, so their ratio is "
-               "the more reliable figure. The benchmark itself adds about 1-2 to the load")
+               "figures are low and noisy; the measured variants alternate, so their ratios are "
+               "the more reliable figures. The benchmark itself adds about 1-2 to the load")
     return text
 
 
