@@ -68,16 +68,7 @@ def worker(args) -> None:
       state, metrics = step_fn(state, batch(i))
     jax.block_until_ready((state, metrics))
 
-  for _ in range(args.warmup):
-    one_pass()
-  workers.send({"ready": True})
-  timer = workers.Timer()
-  for _ in range(args.reps):
-    workers.wait_for_go()
-    timer.start()
-    one_pass()
-    timer.report()
-  workers.send({"peak_rss_mib": workers.peak_rss_mib()})
+  workers.serve_timed_passes(one_pass, args.warmup, args.reps)
 
 
 HEADER = ["devices", "global batch", "per device", "images/s", "vs 1 device", "CPU ms/image",

@@ -98,16 +98,7 @@ def maskae_worker(args, exchange: str) -> None:
       state, metrics = step_fn(state, batch)
     jax.block_until_ready((state, metrics))
 
-  for _ in range(args.warmup):
-    one_pass()
-  workers.send({"ready": True})
-  timer = workers.Timer()
-  for _ in range(args.reps):
-    workers.wait_for_go()
-    timer.start()
-    one_pass()
-    timer.report()
-  workers.send({"peak_rss_mib": workers.peak_rss_mib()})
+  workers.serve_timed_passes(one_pass, args.warmup, args.reps)
 
 
 def keras_model(model_config, size: int):

@@ -46,6 +46,21 @@ class Timer:
     send({"seconds": time.perf_counter() - self.wall, "cpu_seconds": cpu_seconds() - self.cpu})
 
 
+def serve_timed_passes(one_pass, warmup: int, reps: int) -> None:
+  """Worker side: `warmup` untimed passes, then `reps` passes each started by the parent's go
+  and reported, then the peak memory."""
+  for _ in range(warmup):
+    one_pass()
+  send({"ready": True})
+  timer = Timer()
+  for _ in range(reps):
+    wait_for_go()
+    timer.start()
+    one_pass()
+    timer.report()
+  send({"peak_rss_mib": peak_rss_mib()})
+
+
 class Worker:
   """Parent side: a worker process and its messages."""
 
