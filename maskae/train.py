@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import time
 
 import jax
 import ml_collections
@@ -130,10 +131,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state = train_step.create_train_state(model, config, jax.random.key(config.seed))
   state = train_step.replicate(state, mesh)
   manager = checkpointing.create_manager(workdir, config.train)
-  start_step = 0
+  start_step, seconds_before = 0, 0.0  # seconds_before: training time of earlier sessions
   if manager.latest_step() is not None:
     state, meta = checkpointing.restore(manager, manager.latest_step(), state)
     start_step = int(meta["step"])
+    seconds_before = float(meta.get("train_seconds", 0.0))
     logging.info("resumed from checkpoint at step %d in %s", start_step, manager.directory)
 
   train_faces = input_pipeline.load_faces(config, "train")
@@ -152,10 +154,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   log = reporting.MetricsLog(workdir, is_chief)
   progress = reporting.Progress(config.train.steps, start_step, config.train.log_every)
   stop = _StopSignal()
+  session_start = time.monotonic()
+
+  def train_seconds():
+    """Wall seconds of training so far (evaluations included), over resumed sessions too."""
+    return seconds_before + time.monotonic() - session_start
 
   def save(step, eval_metrics=None):
     meta = {"step": step, "seed": config.seed,
-            "examples_seen": step * config.data.batch_size}
+            "examples_seen": step * config.data.batch_size, "train_seconds": train_seconds()}
     checkpointing.save(manager, step, state, meta, eval_metrics)
 
   def run_eval(step):
@@ -164,7 +171,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                       eval_mesh)
     means, columns = evaluate(eval_state, eval_step, eval_mesh, val_batches, val_batch_size,
                               config.train.num_grid_examples)
-    log.scalars(step, {f"val/{k}": v for k, v in means.items()})
+    log.scalars(step, {**{f"val/{k}": v for k, v in means.items()},
+                       "time/train_seconds": train_seconds()})
     grid = reporting.image_grid(columns)
     log.images(step, {"val/masked_output_clean": grid})
     return means, grid
@@ -184,7 +192,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         raise FloatingPointError(
             f"non-finite training metrics at step {step}: {values}; stopped without saving "
             f"(last good checkpoint: step {manager.latest_step()} in {manager.directory})")
-      log.scalars(step, {f"train/{k}": v for k, v in values.items()})
+      log.scalars(step, {**{f"train/{k}": v for k, v in values.items()},
+                         "time/train_seconds": train_seconds()})
       progress.update(step, values["loss"])
     else:
       progress.update(step)
@@ -204,6 +213,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   log.close()
   manager.wait_until_finished()
   summary = _summary(workdir, step, len(val_faces), means, manager)
+  summary["train_seconds"] = round(train_seconds(), 1)
   if is_chief:
     reporting.save_png(summary["files"]["grid"], grid)
     reporting.write_json(summary["files"]["metrics"], summary)

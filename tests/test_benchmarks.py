@@ -1,5 +1,6 @@
 """Smoke tests: each benchmark's --quick mode runs from its file, prints a table and appends it."""
 
+import json
 import os
 import subprocess
 import sys
@@ -44,3 +45,51 @@ def test_profile_step_lists_the_costliest_ops(tmp_path):
   lines = result.stdout.splitlines()
   assert lines[1].split() == ["ms/step", "share", "op", "result", "source"]
   assert len(lines) == 7 and "conv" in result.stdout
+
+
+def test_batch_sizes_benchmark(tmp_path):
+  output = _run("batch_sizes.py", tmp_path, "| model   | batch | images/s (batch on device) |")
+  assert "| paper   |     8 |" in output and "| utkface |     8 |" in output
+
+
+def test_time_to_quality_reads_runs_and_plots(tmp_path):
+  """Fabricated runs with known curves: the first crossing times and last values come out."""
+  runs = []
+  for name, curve in (("fast", [(100, 60.0, 17.5), (200, 120.0, 19.2), (300, 180.0, 21.3)]),
+                      ("slow", [(100, 90.0, 16.0), (200, 180.0, 18.0)])):
+    workdir = tmp_path / name
+    (workdir / "eval" / "val").mkdir(parents=True)
+    with open(workdir / "metrics.jsonl", "w") as f:
+      for step, seconds, psnr_masked in curve:
+        f.write(json.dumps({"step": step, "time": 0.0, "train/loss": 0.1,
+                            "time/train_seconds": seconds - 1}) + "\n")
+        f.write(json.dumps({"step": step, "time": 0.0, "val/psnr_masked": psnr_masked,
+                            "val/psnr": psnr_masked + 6, "val/ssim": 0.9,
+                            "time/train_seconds": seconds}) + "\n")
+    (workdir / "eval" / "val" / "summary.json").write_text(
+        json.dumps({"methods": {"telea": {"psnr_masked": 17.0}}}))
+    runs.append(str(workdir))
+  png, results = tmp_path / "curve.png", tmp_path / "RESULTS.md"
+  result = subprocess.run(
+      [sys.executable, os.path.join("benchmarks", "time_to_quality.py"), "--workdirs",
+       ",".join(runs), "--labels", "fast,slow", "--png", str(png), "--results", str(results)],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+          for line in result.stdout.splitlines() if line.startswith("| fast") or
+          line.startswith("| slow")}
+  # Telea + 2 = 19 dB first reached at 120 s, + 4 = 21 dB at 180 s; "slow" reaches neither.
+  assert rows["fast"] == ["300", "3", "2", "3", "21.3", "27.3", "0.9"]
+  assert rows["slow"] == ["200", "3", "not reached", "not reached", "18", "24", "0.9"]
+  assert png.read_bytes().startswith(b"\x89PNG") and "Time to quality" in results.read_text()
+
+
+def test_time_to_quality_names_a_missing_evaluation(tmp_path):
+  (tmp_path / "metrics.jsonl").write_text("")
+  result = subprocess.run(
+      [sys.executable, os.path.join("benchmarks", "time_to_quality.py"), "--workdirs",
+       str(tmp_path), "--results", ""], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"time_to_quality: no such file: {tmp_path}/eval/val/summary.json "
+      "(run --mode=evaluate --split=val)")

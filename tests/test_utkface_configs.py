@@ -1,0 +1,55 @@
+"""configs/utkface.py and configs/utkface_256.py: their fields, and a tiny real-face run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from configs import paper, utkface, utkface_256
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UTKFACE = os.path.join(REPO, utkface.UTKFACE)
+
+
+def test_utkface_configs_fields():
+  best, reference, big = utkface.get_config(), utkface.get_config("paper"), utkface_256.get_config()
+  assert (best.data.image_size, big.data.image_size) == (128, 256)
+  for config in (best, reference, big):
+    assert config.data.source == "folder"
+    assert config.data.train_list.endswith("utkface/train.txt")
+    assert config.data.val_list.endswith("utkface/val.txt")
+    assert config.data.mask.styles == paper.get_config().data.mask.styles  # the full mix
+  assert best.model.mask_head and big.model.mask_head and not reference.model.mask_head
+  # The reference row is the paper's model and optimizer on the same data and steps.
+  assert reference.model.to_dict() == paper.get_config().model.to_dict()
+  assert (reference.train.schedule, reference.train.learning_rate) == ("constant", 1e-3)
+  assert reference.train.steps == best.train.steps
+  with pytest.raises(ValueError, match='configs/utkface.py: unknown arch "unet"'):
+    utkface.get_config("unet")
+
+
+@pytest.mark.skipif(not os.path.isdir(UTKFACE), reason=f"real face set absent: {UTKFACE}")
+def test_utkface_config_trains_on_real_faces(tmp_path):
+  """configs/utkface.py through `python -m maskae.main`, on 16 listed training faces."""
+  with open(os.path.join(UTKFACE, "train.txt")) as f:
+    names = f.read().split()[:16]
+  with open(os.path.join(UTKFACE, "val.txt")) as f:
+    val_names = f.read().split()[:8]
+  (tmp_path / "train.txt").write_text("\n".join(names) + "\n")
+  (tmp_path / "val.txt").write_text("\n".join(val_names) + "\n")
+  workdir = tmp_path / "run"
+  result = subprocess.run(
+      [sys.executable, "-m", "maskae.main", "--config", "configs/utkface.py", "--workdir",
+       str(workdir), f"--config.data.train_list={tmp_path / 'train.txt'}",
+       f"--config.data.val_list={tmp_path / 'val.txt'}", "--config.data.image_size=32",
+       "--config.data.batch_size=8", "--config.train.steps=2", "--config.train.warmup_steps=1",
+       "--config.train.eval_every=2", "--config.train.checkpoint_every=2"],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads((workdir / "metrics.json").read_text())
+  assert metrics["step"] == 2 and metrics["num_examples"] == 8
+  assert metrics["train_seconds"] > 0 and "mask_bce" not in metrics["model"]
+  record = json.loads((workdir / "run_record.json").read_text())
+  assert "n=16" in json.dumps(record)
