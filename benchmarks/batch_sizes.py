@@ -29,7 +29,7 @@ import numpy as np
 from benchmarks import report, workers
 
 FULL = dict(size=256, batch_sizes="8,16,32,64,128,256", reps=5, steps=10, warmup=2)
-QUICK = dict(size=32, batch_sizes="4,8", reps=2, steps=2, warmup=1)
+QUICK = dict(size=32, batch_sizes="8", reps=1, steps=2, warmup=1)
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy")
 
 
