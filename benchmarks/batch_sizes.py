@@ -14,11 +14,10 @@ peak_bytes_in_use (where it reports one: GPU, TPU) after a row is that row's pea
 """
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 
 if __package__ in (None, ""):  # run as a file: the repository root holds `benchmarks`
@@ -100,15 +99,8 @@ def main() -> None:
   parser.add_argument("--reps", type=int, help=f"timed repetitions ({FULL['reps']})")
   parser.add_argument("--steps", type=int, help=f"train steps per repetition ({FULL['steps']})")
   parser.add_argument("--warmup", type=int, help=f"untimed repetitions first ({FULL['warmup']})")
-  parser.add_argument("--quick", action="store_true",
-                      help=f"smoke-test preset: {QUICK} unless given")
-  parser.add_argument("--results", default=report.RESULTS,
-                      help="markdown file the table is appended to ('' for none)")
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-  args = parser.parse_args()
-  for key, value in (QUICK if args.quick else FULL).items():
-    if getattr(args, key) is None:
-      setattr(args, key, value)
+  args = report.parse_args(parser, FULL, QUICK)
   batch_sizes = sorted(int(b) for b in args.batch_sizes.split(","))
   if args.worker:  # one model, all batch sizes, in this process
     import jax
@@ -121,24 +113,21 @@ def main() -> None:
   load_log = report.LoadLog()  # the parent leaves the accelerator to its workers
   print(f"{report.machine()}; {args.size} px", flush=True)
   rows, device = [], "?"
-  for name in args.configs.split(","):
-    command = [sys.executable, os.path.abspath(__file__), "--worker", "--configs", name,
-               *(f"--{k}={getattr(args, k)}" for k in ("size", "batch_sizes", "reps", "steps",
-                                                       "warmup"))]
-    lines = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
-    for line in lines.splitlines():
-      if not line.startswith(workers.PREFIX):
-        continue
-      result = json.loads(line[len(workers.PREFIX):])
-      if "device" in result:
-        device = result["device"]
-        continue
-      load_log.sample()
-      print(f"  {name} batch {result['batch_size']}: {result['device_rate']:.0f} images/s",
-            flush=True)
-      peak = result["peak_mib"]
-      rows.append([name, result["batch_size"], result["device_rate"], result["ms_per_step"],
-                   result["host_rate"], "n/a" if peak is None else peak])
+  with tempfile.TemporaryDirectory(prefix="maskae-batch-sizes-") as log_dir:
+    for name in args.configs.split(","):
+      command = [sys.executable, os.path.abspath(__file__), "--worker", "--configs", name,
+                 *(f"--{k}={getattr(args, k)}" for k in ("size", "batch_sizes", "reps", "steps",
+                                                         "warmup"))]
+      worker = workers.Worker(name, command, log_dir)
+      device = worker.receive()["device"]
+      for i in range(len(batch_sizes)):
+        result = worker.finish() if i == len(batch_sizes) - 1 else worker.receive()
+        load_log.sample()
+        print(f"  {name} batch {result['batch_size']}: {result['device_rate']:.0f} images/s",
+              flush=True)
+        peak = result["peak_mib"]
+        rows.append([name, result["batch_size"], result["device_rate"], result["ms_per_step"],
+                     result["host_rate"], "n/a" if peak is None else peak])
   body = (f"Train step (forward, backward, Adam; maskae.train_step.make_train_step) at "
           f"{args.size} px on one {device}, float32; medians of "
           f"{args.reps} repetitions of {args.steps} steps after {args.warmup} warm-ups; one "

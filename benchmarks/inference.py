@@ -48,14 +48,7 @@ def main() -> None:
   parser.add_argument("--batches", help=f"comma-separated batch sizes ({FULL['batches']})")
   parser.add_argument("--reps", type=int, help=f"timed repetitions ({FULL['reps']})")
   parser.add_argument("--calls", type=int, help=f"calls per repetition ({FULL['calls']})")
-  parser.add_argument("--quick", action="store_true",
-                      help=f"smoke-test preset: {QUICK} unless given")
-  parser.add_argument("--results", default=report.RESULTS,
-                      help="markdown file the table is appended to ('' for none)")
-  args = parser.parse_args()
-  for key, value in (QUICK if args.quick else FULL).items():
-    if getattr(args, key) is None:
-      setattr(args, key, value)
+  args = report.parse_args(parser, FULL, QUICK)
 
   load_log = report.LoadLog()
   print(f"{report.machine()}; {args.reps} repetitions of {args.calls} calls; "

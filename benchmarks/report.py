@@ -12,6 +12,20 @@ LOADED = 2.5  # 1-minute load average above which a run is marked as made on a l
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "tensorflow-cpu", "keras")
 
 
+def parse_args(parser, full: dict, quick: dict):
+  """Adds --quick and --results to `parser`, parses, and fills every option left unset (None)
+  from the `quick` preset with --quick, else from `full`."""
+  parser.add_argument("--quick", action="store_true",
+                      help=f"smoke-test preset: {quick} unless given")
+  parser.add_argument("--results", default=RESULTS,
+                      help="markdown file the tables are appended to ('' for none)")
+  args = parser.parse_args()
+  for key, value in (quick if args.quick else full).items():
+    if getattr(args, key) is None:
+      setattr(args, key, value)
+  return args
+
+
 def cpu_model() -> str:
   """The CPU's model name (from /proc/cpuinfo where there is one)."""
   try:

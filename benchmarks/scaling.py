@@ -84,15 +84,8 @@ def main() -> None:
   parser.add_argument("--steps", type=int, help=f"train steps per repetition ({FULL['steps']})")
   parser.add_argument("--warmup", type=int, help=f"untimed repetitions first ({FULL['warmup']})")
   parser.add_argument("--check_steps", type=int, default=3, help="steps compared with N=1")
-  parser.add_argument("--quick", action="store_true",
-                      help=f"smoke-test preset: {QUICK} unless given")
-  parser.add_argument("--results", default=report.RESULTS,
-                      help="markdown file the table is appended to ('' for none)")
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-  args = parser.parse_args()
-  for key, value in (QUICK if args.quick else FULL).items():
-    if getattr(args, key) is None:
-      setattr(args, key, value)
+  args = report.parse_args(parser, FULL, QUICK)
   if args.worker:
     worker(args)
     return

@@ -229,17 +229,10 @@ def main() -> None:
   parser.add_argument("--reps", type=int, help=f"timed repetitions each (default {FULL['reps']})")
   parser.add_argument("--steps", type=int, help=f"train steps per repetition ({FULL['steps']})")
   parser.add_argument("--warmup", type=int, help=f"untimed repetitions first ({FULL['warmup']})")
-  parser.add_argument("--quick", action="store_true",
-                      help=f"smoke-test preset: {QUICK} unless given")
-  parser.add_argument("--results", default=report.RESULTS,
-                      help="markdown file the tables are appended to ('' for none)")
   parser.add_argument("--worker", choices=("maskae", "keras"), help=argparse.SUPPRESS)
   parser.add_argument("--exchange", help=argparse.SUPPRESS)
   parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
-  args = parser.parse_args()
-  for key, value in (QUICK if args.quick else FULL).items():
-    if getattr(args, key) is None:
-      setattr(args, key, value)
+  args = report.parse_args(parser, FULL, QUICK)
   if args.worker:
     (maskae_worker if args.worker == "maskae" else keras_worker)(args, args.exchange)
     return
