@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -93,3 +95,22 @@ def test_time_to_quality_names_a_missing_evaluation(tmp_path):
   assert result.stderr.strip().splitlines()[-1] == (
       f"time_to_quality: no such file: {tmp_path}/eval/val/summary.json "
       "(run --mode=evaluate --split=val)")
+
+
+def test_mask_head_diagnostic_on_a_tiny_composite_run(tmp_path):
+  workdir = tmp_path / "run"
+  train = subprocess.run(
+      [sys.executable, "-m", "maskae.main", "--config", "configs/default.py", "--workdir",
+       str(workdir), "--config.model.mask_head=True", "--config.data.image_size=32",
+       "--config.data.num_train=16", "--config.data.num_val=8", "--config.data.batch_size=8",
+       "--config.train.steps=2", "--config.train.eval_every=2",
+       "--config.train.checkpoint_every=2"], cwd=REPO, capture_output=True, text=True,
+      timeout=600)
+  assert train.returncode == 0, train.stderr[-3000:]
+  result = subprocess.run(
+      [sys.executable, os.path.join("benchmarks", "mask_head.py"), "--workdir", str(workdir),
+       "--num", "8"], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  row = [line for line in result.stdout.splitlines() if line.startswith("|     8 |")]
+  cells = [float(c) for c in row[0].strip("|").split("|")]
+  assert all(np.isfinite(cells)) and 0 <= cells[3] <= 1 and 0 <= cells[5] <= 1, result.stdout

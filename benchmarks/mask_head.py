@@ -1,0 +1,59 @@
+"""How a mask-head (composite) model spends its masked region: decoded image vs composite.
+
+  python benchmarks/mask_head.py --workdir runs/utkface [--split val] [--num 100]
+
+Restores the workdir's best (else latest) checkpoint, runs it on the first --num pairs of the
+split and prints, over the true masked region (alpha > 0.5): the PSNR of the decoder's image
+before compositing (`raw`) and of the composite output, the predicted mask's mean inside and
+outside the true mask, its IoU with it (both thresholded at 0.5), and the masked fraction.
+"""
+
+import argparse
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a file: the repository root holds `benchmarks`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+
+from benchmarks import report
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--workdir", required=True, help="a trained run with model.mask_head")
+  parser.add_argument("--split", default="val", choices=("val", "test"))
+  parser.add_argument("--num", type=int, default=100, help="pairs scored")
+  args = parser.parse_args()
+  from maskae import input_pipeline, inference, metrics
+
+  config = inference.read_config(args.workdir)
+  if not config.model.mask_head:
+    raise SystemExit(f"mask_head: {args.workdir} was trained without model.mask_head")
+  trained = inference.restore(args.workdir, config)
+  faces = input_pipeline.load_faces(config, args.split)
+  batch = next(input_pipeline.eval_dataset(faces, config, args.split, args.num)
+               .as_numpy_iterator())
+  outputs = trained.model.apply({"params": trained.params}, batch["masked"])
+  covered = batch["alpha"] > metrics.MASK_THRESHOLD
+  pixels = np.broadcast_to(covered, batch["clean"].shape)
+
+  def psnr_masked(image):
+    return 10 * np.log10(1 / np.mean(np.square(np.asarray(image) - batch["clean"])[pixels]))
+
+  mask = np.asarray(outputs["mask"])
+  predicted = mask > 0.5
+  rows = [[len(batch["clean"]), float(psnr_masked(outputs["raw"])),
+           float(psnr_masked(outputs["output"])),
+           float(mask[covered].mean()), float(mask[~covered].mean()),
+           float((predicted & covered).sum() / (predicted | covered).sum()),
+           float(covered.mean())]]
+  header = ["pairs", "PSNR masked, raw (dB)", "PSNR masked, composite (dB)",
+            "mask mean inside", "mask mean outside", "mask IoU", "masked fraction"]
+  print(f"{args.workdir}, checkpoint step {trained.step} ({trained.selected}), "
+        f"{args.split} split\n\n{report.table(header, rows)}", flush=True)
+
+
+if __name__ == "__main__":
+  main()
