@@ -66,6 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
   train.loss = "mae"  # mae | mse | l1_ssim
   train.masked_weight = 0.0  # extra weight on masked pixels: w = 1 + masked_weight * alpha
   train.mask_loss_weight = 0.1  # BCE weight for the mask head's prediction
+  train.raw_loss_weight = 0.0  # mask head: weight of the pixel loss on the decoded image too
   train.log_every = 50
   train.eval_every = 500
   train.checkpoint_every = 500

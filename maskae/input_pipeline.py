@@ -58,6 +58,8 @@ def _mask_kwargs(mask_config: ml_collections.ConfigDict) -> dict:
               offset_jitter=mask_config.offset_jitter)
 
 
+EVAL_CACHE_BYTES = 1 << 30
+
 @functools.lru_cache(maxsize=8)
 def _synthesizer(size: int, mask_items: tuple) -> tf.types.experimental.PolymorphicFunction:
   """masks.synthesize_mask as a tf.function, traced once per process for each image size and mask
@@ -119,12 +121,20 @@ def train_dataset(faces: FaceSet, config: ml_collections.ConfigDict, *, start_st
 
 
 def eval_dataset(faces: FaceSet, config: ml_collections.ConfigDict, split: str,
-                 batch_size: int) -> tf.data.Dataset:
-  """The fixed pairs of a validation / test split, in order, in batches (last one may be short)."""
+                 batch_size: int, *, cache: bool = False) -> tf.data.Dataset:
+  """The fixed pairs of a validation / test split, in order, in batches (last one may be short).
+
+  With `cache`, for a dataset read in full again and again (evaluation during training), the pairs
+  are kept in memory after the first pass when they fit in EVAL_CACHE_BYTES, so later passes skip
+  the mask synthesis.
+  """
   make_pair = _PairMaker(faces, config, split)
   ds = tf.data.Dataset.range(len(faces))
   ds = ds.map(lambda i: make_pair(i, i), num_parallel_calls=_parallel_calls(config),
               deterministic=True)
+  height, width = faces.images.shape[1:3]
+  if cache and len(faces) * height * width * 7 * 4 <= EVAL_CACHE_BYTES:  # float32 masked, clean, alpha
+    ds = ds.cache()
   return ds.batch(batch_size).prefetch(config.data.prefetch)
 
 

@@ -4,10 +4,33 @@ All images are float in [0, 1], NHWC. The masked region is where the true mask a
 whole-image scores flatter any method because most pixels were never covered, so both are kept.
 """
 
+import functools
+
 import dm_pix
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
 MASK_THRESHOLD = 0.5
+SSIM_FILTER_SIZE, SSIM_FILTER_SIGMA = 11, 1.5  # dm_pix's (and Wang et al.'s) defaults
+
+
+@functools.lru_cache(maxsize=16)
+def _gaussian_band(size: int) -> np.ndarray:
+  """[size, size - 10] matrix whose product with a line is its "valid" 11-tap Gaussian filter."""
+  half = SSIM_FILTER_SIZE // 2
+  taps = np.exp(-0.5 * ((np.arange(SSIM_FILTER_SIZE) - half) / SSIM_FILTER_SIGMA) ** 2)
+  band = np.zeros((size, size - SSIM_FILTER_SIZE + 1), np.float32)
+  for j in range(band.shape[1]):
+    band[j:j + SSIM_FILTER_SIZE, j] = taps / taps.sum()
+  return band
+
+
+def _gaussian_filter(z: jnp.ndarray) -> jnp.ndarray:
+  """dm_pix.ssim's separable Gaussian blur ("valid"), as two matrix products: the same values
+  (to float rounding) about 3x faster on CPU than its vmapped 1-D convolutions."""
+  z = jnp.einsum("nhwc,wv->nhvc", z, _gaussian_band(z.shape[2]), precision=lax.Precision.HIGHEST)
+  return jnp.einsum("nhwc,hv->nvwc", z, _gaussian_band(z.shape[1]), precision=lax.Precision.HIGHEST)
 
 
 def _region_mean(values: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
@@ -36,7 +59,7 @@ def image_metrics(pred: jnp.ndarray, target: jnp.ndarray, alpha: jnp.ndarray) ->
   sq_err = jnp.square(pred - target)
   mse = jnp.mean(sq_err, axis=(1, 2, 3))
   mse_masked = _region_mean(sq_err, region)
-  ssim_map = dm_pix.ssim(pred, target, return_map=True)
+  ssim_map = dm_pix.ssim(pred, target, return_map=True, filter_fn=_gaussian_filter)
   # The SSIM map is "valid"-filtered (11x11 window): crop the region to match.
   crop = (region.shape[1] - ssim_map.shape[1]) // 2
   region_valid = region[:, crop:crop + ssim_map.shape[1], crop:crop + ssim_map.shape[2]]

@@ -82,10 +82,12 @@ def eval_batch_size(config: ml_collections.ConfigDict, mesh) -> int:
   return -(-config.data.batch_size // devices) * devices
 
 
-def evaluate(state, eval_step, mesh, dataset, batch_size: int, num_examples: int = 0):
-  """Mean metrics of the model and of the masked input over the fixed pairs of `dataset`
-  (input_pipeline.eval_dataset with `batch_size`; build it once and reuse it: tracing the mask
-  graph costs seconds), and the first `num_examples` (masked, output, clean) arrays for a grid."""
+def evaluate(state, eval_step, mesh, dataset, batch_size: int, num_examples: int = 0,
+             with_input: bool = True):
+  """Mean metrics of the model and (with_input) of the masked input over the fixed pairs of
+  `dataset` (input_pipeline.eval_dataset with `batch_size`; build it once and reuse it: tracing
+  the mask graph costs seconds), and the first `num_examples` (masked, output, clean) arrays for a
+  grid."""
   sums, count, examples = {}, 0, []
   for batch in dataset.as_numpy_iterator():
     n = len(batch["clean"])
@@ -94,8 +96,9 @@ def evaluate(state, eval_step, mesh, dataset, batch_size: int, num_examples: int
                                      train_step.shard_batch(padded, mesh))
     for name, values in per_example.items():
       sums[name] = sums.get(name, 0.0) + float(np.sum(np.asarray(values)[:n]))
-    for name, values in _input_metrics(padded).items():
-      sums["input/" + name] = sums.get("input/" + name, 0.0) + float(np.sum(values[:n]))
+    if with_input:
+      for name, values in _input_metrics(padded).items():
+        sums["input/" + name] = sums.get("input/" + name, 0.0) + float(np.sum(values[:n]))
     if len(examples) * batch_size < num_examples:
       examples.append((batch["masked"], np.asarray(outputs)[:n], batch["clean"]))
     count += n
@@ -150,7 +153,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   step_fn = train_step.make_train_step(config, mesh)
   eval_step = train_step.make_eval_step(eval_mesh)
   val_batch_size = eval_batch_size(config, eval_mesh)
-  val_batches = input_pipeline.eval_dataset(val_faces, config, "val", val_batch_size)
+  val_batches = input_pipeline.eval_dataset(val_faces, config, "val", val_batch_size,
+                                             cache=True)
   log = reporting.MetricsLog(workdir, is_chief)
   progress = reporting.Progress(config.train.steps, start_step, config.train.log_every)
   stop = _StopSignal()
@@ -165,12 +169,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             "examples_seen": step * config.data.batch_size, "train_seconds": train_seconds()}
     checkpointing.save(manager, step, state, meta, eval_metrics)
 
+  input_means = {}  # the masked input's metrics: the same pairs at every evaluation
+
   def run_eval(step):
     # This host's copy of the (replicated) state: no cross-host transfer onto the local mesh.
     eval_state = train_step.replicate(jax.tree.map(lambda x: x.addressable_data(0), state),
                                       eval_mesh)
     means, columns = evaluate(eval_state, eval_step, eval_mesh, val_batches, val_batch_size,
-                              config.train.num_grid_examples)
+                              config.train.num_grid_examples, with_input=not input_means)
+    input_means.update({k: v for k, v in means.items() if k.startswith("input/")})
+    means.update(input_means)
     log.scalars(step, {**{f"val/{k}": v for k, v in means.items()},
                        "time/train_seconds": train_seconds()})
     grid = reporting.image_grid(columns)

@@ -62,8 +62,13 @@ def create_train_state(model, config: ml_collections.ConfigDict, rng: jax.Array)
 
 
 def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.ConfigDict):
-  """The configured loss and its parts. Pixel weights 1 + masked_weight * alpha."""
-  pred, clean, alpha = outputs["output"], batch["clean"], batch["alpha"]
+  """The configured loss and its parts. Pixel weights 1 + masked_weight * alpha.
+
+  With a mask head: the loss of the composite output, plus `mask_loss_weight` times the mask's
+  binary cross-entropy, plus `raw_loss_weight` times the same pixel loss on the decoded image
+  before compositing (which alone gives the decoder a gradient at every pixel).
+  """
+  clean, alpha = batch["clean"], batch["alpha"]
   weights = 1.0 + train.masked_weight * alpha
 
   def weighted_mean(x):
@@ -71,17 +76,24 @@ def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.Confi
       return jnp.mean(x)
     return jnp.mean(weights * x) / jnp.mean(weights)
 
-  parts = {}
-  if train.loss == "mae":
-    loss = weighted_mean(jnp.abs(pred - clean))
-  elif train.loss == "mse":
-    loss = weighted_mean(jnp.square(pred - clean))
-  elif train.loss == "l1_ssim":
-    parts["l1"] = weighted_mean(jnp.abs(pred - clean))
-    parts["ssim"] = jnp.mean(dm_pix.ssim(pred, clean))
-    loss = 0.16 * parts["l1"] + 0.84 * (1.0 - parts["ssim"])
-  else:
+  def pixel_loss(pred, prefix):
+    if train.loss == "mae":
+      return weighted_mean(jnp.abs(pred - clean)), {}
+    if train.loss == "mse":
+      return weighted_mean(jnp.square(pred - clean)), {}
+    if train.loss == "l1_ssim":
+      l1, ssim = weighted_mean(jnp.abs(pred - clean)), jnp.mean(dm_pix.ssim(pred, clean))
+      return 0.16 * l1 + 0.84 * (1.0 - ssim), {f"{prefix}l1": l1, f"{prefix}ssim": ssim}
     raise ValueError(f'unknown train.loss "{train.loss}"; valid: l1_ssim, mae, mse')
+
+  loss, parts = pixel_loss(outputs["output"], "")
+  if train.get("raw_loss_weight", 0.0):  # absent from configs recorded before it existed
+    if "mask" not in outputs:
+      raise ValueError("train.raw_loss_weight needs model.mask_head=True (without a mask head the "
+                       "decoded image is the output)")
+    parts["raw"], raw_parts = pixel_loss(outputs["raw"], "raw_")
+    parts.update(raw_parts)
+    loss = loss + train.raw_loss_weight * parts["raw"]
   if "mask" in outputs:
     parts["mask_bce"] = jnp.mean(optax.sigmoid_binary_cross_entropy(
         _logit(outputs["mask"]), alpha))

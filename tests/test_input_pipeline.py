@@ -63,6 +63,17 @@ def test_elements_are_float_pairs_in_unit_range(config, train_faces):
   assert np.abs(batch["masked"] - batch["clean"]).max() > 0.2
 
 
+def test_cached_validation_pairs_equal_the_synthesized_ones(config, monkeypatch):
+  faces = input_pipeline.load_faces(config, "val")
+  synthesized = list(input_pipeline.eval_dataset(faces, config, "val", 2).as_numpy_iterator())
+  cached = input_pipeline.eval_dataset(faces, config, "val", 2, cache=True)
+  assert_batches_equal(list(cached.as_numpy_iterator()), synthesized)  # first pass fills it
+  assert_batches_equal(list(cached.as_numpy_iterator()), synthesized)  # second reads it
+  monkeypatch.setattr(input_pipeline, "EVAL_CACHE_BYTES", 0)  # too big to cache: synthesized
+  assert_batches_equal(list(input_pipeline.eval_dataset(faces, config, "val", 2, cache=True)
+                            .as_numpy_iterator()), synthesized)
+
+
 def test_validation_pairs_are_identical_across_independent_builds(config):
   """Two separately loaded face sets and datasets (different batching) give the same pairs."""
   first = input_pipeline.eval_dataset(input_pipeline.load_faces(config, "val"), config, "val", 2)

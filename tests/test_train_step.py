@@ -52,6 +52,20 @@ def test_l1_ssim_is_zero_for_a_perfect_output_and_mask_bce_is_added():
   np.testing.assert_allclose(value, config.mask_loss_weight * np.log(2.0), rtol=1e-4)
 
 
+
+def test_raw_loss_adds_the_decoded_image_error_and_needs_a_mask_head():
+  outputs, batch = _batch()
+  config = default.get_config().train
+  config.raw_loss_weight, config.mask_loss_weight = 0.5, 0.0
+  raw = jnp.clip(outputs["output"] + 0.25, 0.0, 1.0)
+  value, parts = train_step.reconstruction_loss(
+      {"output": outputs["output"], "raw": raw, "mask": batch["alpha"]}, batch, config)
+  np.testing.assert_allclose(parts["raw"], jnp.mean(jnp.abs(raw - batch["clean"])), rtol=1e-6)
+  np.testing.assert_allclose(value, jnp.mean(jnp.abs(outputs["output"] - batch["clean"]))
+                             + 0.5 * parts["raw"], rtol=1e-6)
+  with pytest.raises(ValueError, match="train.raw_loss_weight needs model.mask_head"):
+    train_step.reconstruction_loss(outputs, batch, config)
+
 def test_unknown_loss_names_the_key():
   outputs, batch = _batch()
   config = default.get_config().train
