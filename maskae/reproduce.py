@@ -5,7 +5,9 @@
 
 A pinned config file defines get_config() and get_expected(): {"model.psnr_masked": (value,
 tolerance), ...}, keys into the run's metrics.json (a value of None marks a metric not yet
-measured). Given a run workdir instead, the recorded config (<workdir>/config.py) is re-run and
+measured). It may name in RUN_RECORD the run_record.json of the run its values come from (a file
+beside it); the re-run's differences from it in package versions, git commit and devices are
+listed. Given a run workdir instead, the recorded config (<workdir>/config.py) is re-run and
 every metric of its metrics.json is expected within max(atol, rtol * |value|); differences in
 package versions, git commit and devices against its run_record.json are listed.
 
@@ -47,6 +49,17 @@ def pinned_target(path: str) -> dict:
       raise ValueError(f"{path}: get_expected()[{key!r}] must be (value or None, tolerance), "
                        f"got {entry!r}")
   return expected
+
+
+def pinned_record(path: str) -> str | None:
+  """The run_record.json a pinned config's values were measured in (RUN_RECORD), if it names one."""
+  name = getattr(config_files.load_module(path), "RUN_RECORD", None)
+  if name is None:
+    return None
+  record = os.path.join(os.path.dirname(os.path.abspath(path)), name)
+  if not os.path.exists(record):
+    raise FileNotFoundError(f"{path}: RUN_RECORD {record} not found")
+  return record
 
 
 def workdir_target(workdir: str, rtol: float, atol: float) -> tuple[str, dict]:
@@ -173,16 +186,17 @@ def main(argv):
   target = argv[1]
   if os.path.isdir(target):
     config_path, expected = workdir_target(target, FLAGS.rtol, FLAGS.atol)
+    before_path = os.path.join(target, run_records.RECORD_FILE)
   else:
     config_path, expected = target, pinned_target(target)
+    before_path = pinned_record(target)
   workdir = fresh_workdir(target, FLAGS.workdir)
   summary = rerun(os.path.abspath(config_path), os.path.abspath(workdir))
   rows = compare(expected, summary)
   print(f"\nreproduce {target} (re-run in {workdir}):")
   print(format_table(rows))
   differences = []
-  before_path = os.path.join(target, run_records.RECORD_FILE)
-  if os.path.isdir(target) and os.path.exists(before_path):
+  if before_path and os.path.exists(before_path):
     with open(before_path) as f:
       before = json.load(f)
     with open(os.path.join(workdir, run_records.RECORD_FILE)) as f:

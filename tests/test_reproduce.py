@@ -68,6 +68,10 @@ def test_pinned_quick_cpu_config_reproduces(pinned_run):
   with open(workdir / reproduce.RESULT_FILE) as f:
     saved = json.load(f)
   assert [row["result"] for row in saved["rows"]] == ["PASS"] * 7
+  # Compared with the run the values were pinned from (quick_cpu.RUN_RECORD), committed before
+  # the commit that holds it.
+  assert "environment differences:" in result.stdout
+  assert any(line.startswith("git commit: ") for line in saved["environment_differences"])
 
 
 def test_run_records_what_it_was_made_of(pinned_run):
@@ -123,6 +127,9 @@ def test_bad_targets_fail_before_training(tmp_path):
   assert result.returncode != 0 and "is not empty" in result.stderr
   result = run_reproduce(tmp_path)
   assert result.returncode != 0 and "is not a finished maskae run" in result.stderr
+  (tmp_path / "lost_record.py").write_text('RUN_RECORD = "gone.json"\n')
+  with pytest.raises(FileNotFoundError, match="RUN_RECORD .*gone.json not found"):
+    reproduce.pinned_record(str(tmp_path / "lost_record.py"))
   (tmp_path / "no_expected.py").write_text("def get_config():\n  return None\n")
   with pytest.raises(AttributeError, match="must define get_expected"):
     reproduce.pinned_target(str(tmp_path / "no_expected.py"))

@@ -14,6 +14,8 @@ above, and copy the obtained column.
 
 from configs import default
 
+RUN_RECORD = "quick_cpu.run_record.json"  # the run_record.json of the run the values come from
+
 
 def get_config():
   """The default config scaled down to a quick CPU run."""
