@@ -1,11 +1,11 @@
 """Training speed on one accelerator (or the CPU) over batch sizes, for the paper model and ours.
 
   python benchmarks/batch_sizes.py [--size 256] [--batch_sizes 8,16,32,64,128,256]
-      [--configs paper,utkface] [--reps 5] [--steps 10] [--warmup 2]
-      [--results benchmarks/RESULTS.md] [--quick]
+      [--configs paper,utkface] [--override model.upsampling=bilinear ...] [--reps 5]
+      [--steps 10] [--warmup 2] [--results benchmarks/RESULTS.md] [--quick]
 
-For each model config (paper: configs/paper.py; utkface: configs/utkface.py's best model) and
-batch size, maskae's jitted train step (forward, backward, Adam; maskae.train_step) runs on the
+For each model config (paper: configs/paper.py; utkface: configs/utkface.py's best model), with
+any --override KEY=VALUE applied to it (a candidate model's speed), and batch size, maskae's jitted train step (forward, backward, Adam; maskae.train_step) runs on the
 first device of the default JAX backend over random arrays at --size. Two figures per setting,
 medians of --reps repetitions of --steps steps after --warmup: with the batches already on the
 device (the step alone), and with each batch copied from host memory first (as maskae.train feeds
@@ -14,6 +14,7 @@ peak_bytes_in_use (where it reports one: GPU, TPU) after a row is that row's pea
 """
 
 import argparse
+import ast
 import os
 import statistics
 import sys
@@ -32,14 +33,31 @@ QUICK = dict(size=32, batch_sizes="8", reps=1, steps=2, warmup=1)
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy")
 
 
-def model_config(name: str, size: int, batch_size: int):
-  """configs/paper.py or configs/utkface.py (best model) at `size` and `batch_size`."""
+def model_config(name: str, size: int, batch_size: int, overrides=()):
+  """configs/paper.py or configs/utkface.py (best model) at `size` and `batch_size`, with the
+  "KEY=VALUE" `overrides` (VALUE a Python literal, else a string) applied."""
   from configs import paper, utkface
   configs = {"paper": paper.get_config, "utkface": utkface.get_config}
   if name not in configs:
     raise SystemExit(f"--configs: unknown config {name!r}; valid: {', '.join(configs)}")
   config = configs[name]()
   config.data.image_size, config.data.batch_size = size, batch_size
+  for item in overrides:
+    key, _, text = item.partition("=")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    *path, field = key.split(".")
+    node = config
+    for part in path:
+      node = node.get(part)
+    if not hasattr(node, "keys") or field not in node:
+      raise SystemExit(f"--override {item}: no config field {key}")
+    try:
+      node[field] = tuple(value) if isinstance(value, list) else value
+    except TypeError as error:
+      raise SystemExit(f"--override {item}: {error}") from None
   return config
 
 
@@ -48,7 +66,7 @@ def measure(name: str, size: int, batch_size: int, args) -> dict:
   import jax
   from maskae import models, train_step
 
-  config = model_config(name, size, batch_size)
+  config = model_config(name, size, batch_size, args.override)
   device = jax.devices()[0]
   mesh = train_step.data_mesh([device])
   model = models.create_model(config.model)
@@ -96,12 +114,17 @@ def main() -> None:
   parser.add_argument("--size", type=int, help=f"image size ({FULL['size']})")
   parser.add_argument("--batch_sizes", help=f"comma-separated ({FULL['batch_sizes']})")
   parser.add_argument("--configs", default="paper,utkface", help="paper and/or utkface")
+  parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                      help="a config field set on every model, e.g. model.upsampling=bilinear "
+                           "(repeatable)")
   parser.add_argument("--reps", type=int, help=f"timed repetitions ({FULL['reps']})")
   parser.add_argument("--steps", type=int, help=f"train steps per repetition ({FULL['steps']})")
   parser.add_argument("--warmup", type=int, help=f"untimed repetitions first ({FULL['warmup']})")
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   args = report.parse_args(parser, FULL, QUICK)
   batch_sizes = sorted(int(b) for b in args.batch_sizes.split(","))
+  for name in args.configs.split(","):  # a bad name or override fails here, before any worker
+    model_config(name, args.size, batch_sizes[0], args.override)
   if args.worker:  # one model, all batch sizes, in this process
     import jax
     device = jax.devices()[0]
@@ -117,7 +140,8 @@ def main() -> None:
     for name in args.configs.split(","):
       command = [sys.executable, os.path.abspath(__file__), "--worker", "--configs", name,
                  *(f"--{k}={getattr(args, k)}" for k in ("size", "batch_sizes", "reps", "steps",
-                                                         "warmup"))]
+                                                         "warmup")),
+                 *(f"--override={item}" for item in args.override)]
       worker = workers.Worker(name, command, log_dir)
       device = worker.receive()["device"]
       for i in range(len(batch_sizes)):
@@ -128,8 +152,9 @@ def main() -> None:
         peak = result["peak_mib"]
         rows.append([name, result["batch_size"], result["device_rate"], result["ms_per_step"],
                      result["host_rate"], "n/a" if peak is None else peak])
+  changed = f" with {', '.join(args.override)}" if args.override else ""
   body = (f"Train step (forward, backward, Adam; maskae.train_step.make_train_step) at "
-          f"{args.size} px on one {device}, float32; medians of "
+          f"{args.size} px on one {device}, float32{changed}; medians of "
           f"{args.reps} repetitions of {args.steps} steps after {args.warmup} warm-ups; one "
           f"process per model, batch sizes ascending.\n\n"
           f"{report.table(HEADER, rows)}")

@@ -6,14 +6,16 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(script: str, tmp_path, header: str) -> str:
+def _run(script: str, tmp_path, header: str, *flags: str) -> str:
   results = tmp_path / "RESULTS.md"
   result = subprocess.run(
-      [sys.executable, os.path.join("benchmarks", script), "--quick", "--results", str(results)],
+      [sys.executable, os.path.join("benchmarks", script), "--quick", "--results", str(results),
+       *flags],
       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert header in result.stdout
@@ -50,8 +52,20 @@ def test_profile_step_lists_the_costliest_ops(tmp_path):
 
 
 def test_batch_sizes_benchmark(tmp_path):
-  output = _run("batch_sizes.py", tmp_path, "| model   | batch | images/s (batch on device) |")
+  output = _run("batch_sizes.py", tmp_path, "| model   | batch | images/s (batch on device) |",
+                "--override", "model.upsampling=bilinear")
   assert "| paper   |     8 |" in output and "| utkface |     8 |" in output
+  assert "float32 with model.upsampling=bilinear;" in output
+
+
+def test_batch_sizes_overrides_set_fields_and_name_a_bad_key():
+  sys.path.insert(0, REPO)
+  from benchmarks import batch_sizes
+  config = batch_sizes.model_config("paper", 32, 8, ["model.upsampling=bilinear",
+                                                    "model.features=[16,32]"])
+  assert config.model.upsampling == "bilinear" and config.model.features == (16, 32)
+  with pytest.raises(SystemExit, match="--override model.upsampled=bilinear"):
+    batch_sizes.model_config("paper", 32, 8, ["model.upsampled=bilinear"])
 
 
 def test_time_to_quality_reads_runs_and_plots(tmp_path):
