@@ -149,8 +149,15 @@ def test_compare_marks_missing_non_finite_and_unpinned_metrics():
   assert "1 PASS, 3 FAIL, 1 TODO" in table and "+0.4" in table
 
 
-def test_paper_config_is_pinned_without_invented_numbers():
-  expected = reproduce.pinned_target(os.path.join(REPO, "configs", "pinned", "paper.py"))
-  assert expected and all(value is None for value, _ in expected.values())
-  pinned = config_files.get_config(os.path.join(REPO, "configs", "pinned", "paper.py"))
-  assert pinned == paper.get_config()
+def test_paper_config_is_pinned_with_the_metrics_of_its_recorded_run():
+  pinned = os.path.join(REPO, "configs", "pinned", "paper.py")
+  expected = reproduce.pinned_target(pinned)
+  with open(os.path.join(REPO, "configs", "pinned", "paper.metrics.json")) as f:
+    recorded = config_files.flatten(json.load(f))
+  for key, (value, tolerance) in expected.items():
+    assert value is not None and tolerance >= 0, key
+    assert value == pytest.approx(recorded[key], abs=1e-4), key  # as recorded, to rounding
+  with open(reproduce.pinned_record(pinned)) as f:
+    record = json.load(f)
+  assert record["config"]["train"]["steps"] == 7500 and record["devices"]["platform"] == "cpu"
+  assert config_files.get_config(pinned) == paper.get_config()
