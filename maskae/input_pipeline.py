@@ -25,6 +25,7 @@ import tensorflow as tf
 from maskae import face_sources, masks
 
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+EVAL_CACHE_BYTES = 1 << 30  # eval_dataset(cache=True) keeps pairs in memory up to this size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +58,6 @@ def _mask_kwargs(mask_config: ml_collections.ConfigDict) -> dict:
               tilt_degrees=mask_config.tilt_degrees, scale_jitter=mask_config.scale_jitter,
               offset_jitter=mask_config.offset_jitter)
 
-
-EVAL_CACHE_BYTES = 1 << 30
 
 @functools.lru_cache(maxsize=8)
 def _synthesizer(size: int, mask_items: tuple) -> tf.types.experimental.PolymorphicFunction:
@@ -133,7 +132,8 @@ def eval_dataset(faces: FaceSet, config: ml_collections.ConfigDict, split: str,
   ds = ds.map(lambda i: make_pair(i, i), num_parallel_calls=_parallel_calls(config),
               deterministic=True)
   height, width = faces.images.shape[1:3]
-  if cache and len(faces) * height * width * 7 * 4 <= EVAL_CACHE_BYTES:  # float32 masked, clean, alpha
+  pair_bytes = height * width * 7 * 4  # float32 masked (3), clean (3) and alpha (1) channels
+  if cache and len(faces) * pair_bytes <= EVAL_CACHE_BYTES:
     ds = ds.cache()
   return ds.batch(batch_size).prefetch(config.data.prefetch)
 

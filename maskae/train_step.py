@@ -8,7 +8,6 @@ donated. The same code spans hosts once `jax.distributed.initialize` has run.
 import functools
 from typing import Callable
 
-import dm_pix
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -82,7 +81,7 @@ def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.Confi
     if train.loss == "mse":
       return weighted_mean(jnp.square(pred - clean)), {}
     if train.loss == "l1_ssim":
-      l1, ssim = weighted_mean(jnp.abs(pred - clean)), jnp.mean(dm_pix.ssim(pred, clean))
+      l1, ssim = weighted_mean(jnp.abs(pred - clean)), jnp.mean(metrics_lib.ssim_map(pred, clean))
       return 0.16 * l1 + 0.84 * (1.0 - ssim), {f"{prefix}l1": l1, f"{prefix}ssim": ssim}
     raise ValueError(f'unknown train.loss "{train.loss}"; valid: l1_ssim, mae, mse')
 
