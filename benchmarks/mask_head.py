@@ -5,7 +5,8 @@
 Restores the workdir's best (else latest) checkpoint, runs it on the first --num pairs of the
 split and prints, over the true masked region (alpha > 0.5): the PSNR of the decoder's image
 before compositing (`raw`) and of the composite output, the predicted mask's mean inside and
-outside the true mask, its IoU with it (both thresholded at 0.5), and the masked fraction.
+outside the true mask, its IoU with it (both thresholded at 0.5), the shares of the pixels inside
+and outside the true mask that the output took from the decoded image, and the masked fraction.
 """
 
 import argparse
@@ -44,13 +45,17 @@ def main() -> None:
 
   mask = np.asarray(outputs["mask"])
   predicted = mask > 0.5
+  decoded = np.all(np.abs(np.asarray(outputs["output"]) - np.asarray(outputs["raw"])) < 1e-6,
+                   axis=-1, keepdims=True)  # pixels the output took whole from the decoded image
   rows = [[len(batch["clean"]), float(psnr_masked(outputs["raw"])),
            float(psnr_masked(outputs["output"])),
            float(mask[covered].mean()), float(mask[~covered].mean()),
            float((predicted & covered).sum() / (predicted | covered).sum()),
+           float(decoded[covered].mean()), float(decoded[~covered].mean()),
            float(covered.mean())]]
   header = ["pairs", "PSNR masked, raw (dB)", "PSNR masked, composite (dB)",
-            "mask mean inside", "mask mean outside", "mask IoU", "masked fraction"]
+            "mask mean inside", "mask mean outside", "mask IoU", "decoded inside",
+            "decoded outside", "masked fraction"]
   print(f"{args.workdir}, checkpoint step {trained.step} ({trained.selected}), "
         f"{args.split} split\n\n{report.table(header, rows)}", flush=True)
 

@@ -1,8 +1,9 @@
-"""Where the paper model's train step spends its time: per-op wall time from a profiler trace.
+"""Where a model's train step spends its time: per-op wall time from a profiler trace.
 
   .venv/bin/python benchmarks/profile_step.py [--size 128] [--batch_size 32] [--steps 3] [--top 25]
-      [--out_dir DIR]
+      [--config paper] [--override model.mask_head=True ...] [--out_dir DIR]
 
+--config and --override pick the model as in benchmarks/batch_sizes.py (default: the paper's).
 Runs maskae.train_step.make_train_step (after maskae.main's allocator setting) under
 jax.profiler.trace with XLA's per-op trace events on (--xla_cpu_enable_xprof_traceme), dumps the
 optimized HLO (--xla_dump_to), and prints the ops taking the most time per step with their
@@ -47,6 +48,9 @@ def main() -> None:
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--steps", type=int, default=3, help="profiled steps (after 2 warm-up)")
   parser.add_argument("--top", type=int, default=25, help="ops listed")
+  parser.add_argument("--config", default="paper", help="paper or utkface (its best model)")
+  parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                      help="a config field for the profiled model (repeatable)")
   parser.add_argument("--out_dir", help="where the trace and HLO go (default: a new temp dir)")
   args = parser.parse_args()
   work_dir = args.out_dir or tempfile.mkdtemp(prefix="maskae-profile-")
@@ -58,11 +62,10 @@ def main() -> None:
   host_memory.reuse_freed_memory()
   import jax
   import numpy as np
-  from configs import paper
+  from benchmarks import batch_sizes
   from maskae import models, train_step
 
-  config = paper.get_config()
-  config.data.image_size, config.data.batch_size = args.size, args.batch_size
+  config = batch_sizes.model_config(args.config, args.size, args.batch_size, args.override)
   mesh = train_step.data_mesh()
   state = train_step.replicate(train_step.create_train_state(
       models.create_model(config.model), config, jax.random.key(0)), mesh)
@@ -91,7 +94,8 @@ def main() -> None:
   ops = hlo_ops(dump_dir)
   per_step = {name: us / args.steps / 1000 for name, us in micros.items() if name in ops}
   total = sum(per_step.values())
-  print(f"{args.size} px, batch {args.batch_size}: {total:.1f} ms of ops per step "
+  model = " with ".join([args.config] + [", ".join(args.override)] * bool(args.override))
+  print(f"{model}, {args.size} px, batch {args.batch_size}: {total:.1f} ms of ops per step "
         f"({args.batch_size / total * 1000:.1f} images/s if run back to back); load "
         f"{os.getloadavg()[0]:.2f}; trace and HLO in {work_dir}")
   print(f"{'ms/step':>8} {'share':>6}  {'op':<30} {'result':<32} source")

@@ -54,6 +54,11 @@ def get_config() -> ml_collections.ConfigDict:
   model.output_activation = "sigmoid"
   model.skip_connections = False
   model.mask_head = False
+  model.bottleneck_convs = 0  # residual 3x3 Conv + activation blocks at the code's size
+  model.low_res_output = False  # last decoder stage outputs at 1/factor size, resized bilinearly
+  model.hard_composite = False  # mask head: output = raw where mask >= 0.5, else the input
+  model.composite_dilation = 0  # hard composite: grow the predicted region by this many pixels
+  model.mask_detector_features = ()  # mask head: () = decoder's 4th channel; else its own network
 
   config.train = train = ml_collections.ConfigDict()
   train.steps = 1500
@@ -66,6 +71,7 @@ def get_config() -> ml_collections.ConfigDict:
   train.loss = "mae"  # mae | mse | l1_ssim
   train.masked_weight = 0.0  # extra weight on masked pixels: w = 1 + masked_weight * alpha
   train.mask_loss_weight = 0.1  # BCE weight for the mask head's prediction
+  train.output_loss_weight = 1.0  # weight of the pixel loss on the output (mask head: composite)
   train.raw_loss_weight = 0.0  # mask head: weight of the pixel loss on the decoded image too
   train.log_every = 50
   train.eval_every = 500

@@ -63,9 +63,11 @@ def create_train_state(model, config: ml_collections.ConfigDict, rng: jax.Array)
 def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.ConfigDict):
   """The configured loss and its parts. Pixel weights 1 + masked_weight * alpha.
 
-  With a mask head: the loss of the composite output, plus `mask_loss_weight` times the mask's
-  binary cross-entropy, plus `raw_loss_weight` times the same pixel loss on the decoded image
-  before compositing (which alone gives the decoder a gradient at every pixel).
+  With a mask head: `output_loss_weight` times the loss of the composite output, plus
+  `mask_loss_weight` times the mask's binary cross-entropy, plus `raw_loss_weight` times the same
+  pixel loss on the decoded image before compositing (which alone gives the decoder a gradient at
+  every pixel). `output_loss_weight=0` with `raw_loss_weight > 0` trains the decoded image as a
+  plain autoencoder and the mask by its cross-entropy alone.
   """
   clean, alpha = batch["clean"], batch["alpha"]
   weights = 1.0 + train.masked_weight * alpha
@@ -85,14 +87,23 @@ def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.Confi
       return 0.16 * l1 + 0.84 * (1.0 - ssim), {f"{prefix}l1": l1, f"{prefix}ssim": ssim}
     raise ValueError(f'unknown train.loss "{train.loss}"; valid: l1_ssim, mae, mse')
 
-  loss, parts = pixel_loss(outputs["output"], "")
-  if train.get("raw_loss_weight", 0.0):  # absent from configs recorded before it existed
-    if "mask" not in outputs:
-      raise ValueError("train.raw_loss_weight needs model.mask_head=True (without a mask head the "
-                       "decoded image is the output)")
+  # Both weights are absent from configs recorded before they existed.
+  output_weight = train.get("output_loss_weight", 1.0)
+  raw_weight = train.get("raw_loss_weight", 0.0)
+  if raw_weight and "mask" not in outputs:
+    raise ValueError("train.raw_loss_weight needs model.mask_head=True (without a mask head the "
+                     "decoded image is the output)")
+  if not output_weight and not raw_weight:
+    raise ValueError("train.output_loss_weight and train.raw_loss_weight are both 0: no pixel "
+                     "loss trains the decoder")
+  loss, parts = 0.0, {}
+  if output_weight:
+    loss, parts = pixel_loss(outputs["output"], "")
+    loss = output_weight * loss
+  if raw_weight:
     parts["raw"], raw_parts = pixel_loss(outputs["raw"], "raw_")
     parts.update(raw_parts)
-    loss = loss + train.raw_loss_weight * parts["raw"]
+    loss = loss + raw_weight * parts["raw"]
   if "mask" in outputs:
     parts["mask_bce"] = jnp.mean(optax.sigmoid_binary_cross_entropy(
         _logit(outputs["mask"]), alpha))

@@ -43,10 +43,11 @@ def test_scaling_benchmark(tmp_path):
 def test_profile_step_lists_the_costliest_ops(tmp_path):
   result = subprocess.run(
       [sys.executable, os.path.join("benchmarks", "profile_step.py"), "--size", "32", "--steps",
-       "1", "--top", "5", "--out_dir", str(tmp_path)],
+       "1", "--top", "5", "--override", "model.mask_head=True", "--out_dir", str(tmp_path)],
       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   lines = result.stdout.splitlines()
+  assert lines[0].startswith("paper with model.mask_head=True, 32 px, batch 32:")
   assert lines[1].split() == ["ms/step", "share", "op", "result", "source"]
   assert len(lines) == 7 and "conv" in result.stdout
 
@@ -116,6 +117,9 @@ def test_mask_head_diagnostic_on_a_tiny_composite_run(tmp_path):
   train = subprocess.run(
       [sys.executable, "-m", "maskae.main", "--config", "configs/default.py", "--workdir",
        str(workdir), "--config.model.mask_head=True", "--config.data.image_size=32",
+       "--config.model.mask_detector_features=(4,8)", "--config.model.hard_composite=True",
+       "--config.model.composite_dilation=1", "--config.train.output_loss_weight=0",
+       "--config.train.raw_loss_weight=1",
        "--config.data.num_train=16", "--config.data.num_val=8", "--config.data.batch_size=8",
        "--config.train.steps=2", "--config.train.eval_every=2",
        "--config.train.checkpoint_every=2"], cwd=REPO, capture_output=True, text=True,
@@ -128,3 +132,4 @@ def test_mask_head_diagnostic_on_a_tiny_composite_run(tmp_path):
   row = [line for line in result.stdout.splitlines() if line.startswith("|     8 |")]
   cells = [float(c) for c in row[0].strip("|").split("|")]
   assert all(np.isfinite(cells)) and 0 <= cells[3] <= 1 and 0 <= cells[5] <= 1, result.stdout
+  assert 0 <= cells[6] <= 1 and 0 <= cells[7] <= 1 and cells[6] + cells[7] > 0, result.stdout

@@ -10,6 +10,10 @@ from configs import default, paper
 from maskae import models
 
 
+def _global_norm(tree):
+  return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
+
+
 def _model(**overrides):
   config = default.get_config().model
   config.update(overrides)
@@ -37,6 +41,8 @@ def test_code_shapes(overrides, code):
     dict(skip_connections=True), dict(mask_head=True),
     dict(skip_connections=True, mask_head=True, upsampling="transpose"),
     dict(strides=1, pooling="none", kernel_size=7),
+    dict(bottleneck_convs=2, low_res_output=True, mask_head=True, hard_composite=True),
+    dict(low_res_output=True, skip_connections=True),
 ])
 def test_output_shape_range_and_gradients(overrides):
   model = _model(**overrides)
@@ -59,6 +65,92 @@ def test_mask_head_composite_keeps_uncovered_pixels():
   out = model.apply(variables, x)
   expected = out["mask"] * out["raw"] + (1 - out["mask"]) * x
   np.testing.assert_allclose(out["output"], expected, atol=1e-6)
+
+
+def test_low_res_output_is_the_bilinear_resize_of_a_quarter_size_decoding():
+  model = _model(low_res_output=True)
+  x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
+  variables = model.init(jax.random.key(0), x)
+  out, state = model.apply(variables, x, capture_intermediates=True)
+  decoded = state["intermediates"]["decoder"]["__call__"][0]
+  assert decoded.shape == (2, 8, 8, 3)
+  np.testing.assert_allclose(
+      out["raw"], nn.sigmoid(jax.image.resize(decoded, (2, 32, 32, 3), "bilinear")), atol=1e-6)
+
+
+def test_zeroed_bottleneck_blocks_are_the_identity():
+  x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
+  with_blocks = _model(bottleneck_convs=2)
+  params = with_blocks.init(jax.random.key(0), x)["params"]
+  assert params["bottleneck1"]["kernel"].shape == (3, 3, 64, 64)
+  zeroed = {**params, **{f"bottleneck{i}": jax.tree.map(jnp.zeros_like, params[f"bottleneck{i}"])
+                         for i in range(2)}}
+  plain = {k: v for k, v in params.items() if not k.startswith("bottleneck")}
+  np.testing.assert_allclose(with_blocks.apply({"params": zeroed}, x)["output"],
+                             _model().apply({"params": plain}, x)["output"], atol=1e-6)
+  assert not np.allclose(with_blocks.apply({"params": params}, x)["output"],
+                         _model().apply({"params": plain}, x)["output"], atol=1e-6)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(hard_composite=True), "model.hard_composite needs model.mask_head"),
+    (dict(mask_detector_features=(4,)), "model.mask_detector_features needs model.mask_head"),
+    (dict(mask_head=True, composite_dilation=2), "model.composite_dilation needs model.hard_comp"),
+])
+def test_mask_options_out_of_place_are_a_clear_error(overrides, message):
+  with pytest.raises(ValueError, match=message):
+    _model(**overrides).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+
+
+def test_mask_detector_shares_no_weights_and_dilation_grows_the_decoded_region():
+  x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
+  model = _model(mask_head=True, hard_composite=True, mask_detector_features=(4, 8))
+  params = model.init(jax.random.key(0), x)["params"]
+  assert params["decoder"]["out"]["kernel"].shape[-1] == 3  # no mask channel in the decoder
+  assert set(params["mask_detector"]) == {"down0", "down1", "context0", "context1", "context2",
+                                          "out"}
+  # The mask's gradient reaches only the detector; the decoded image's only the autoencoder.
+  mask_grads = jax.grad(lambda p: jnp.mean(model.apply({"params": p}, x)["mask"]))(params)
+  raw_grads = jax.grad(lambda p: jnp.mean(model.apply({"params": p}, x)["raw"]))(params)
+  for name in params:
+    mask_norm, raw_norm = (float(_global_norm(g[name])) for g in (mask_grads, raw_grads))
+    assert (mask_norm > 0) == (name == "mask_detector") and (raw_norm > 0) != (name == "mask_detector")
+  # A pixel taken from the decoded image makes its neighbours within `composite_dilation` so too.
+  grown = _model(mask_head=True, hard_composite=True, mask_detector_features=(4, 8),
+                 composite_dilation=2)
+  out, out_grown = model.apply({"params": params}, x), grown.apply({"params": params}, x)
+  decoded = np.asarray(out["mask"] >= 0.5)[..., 0]
+  expected = np.zeros_like(decoded)
+  for dy in range(-2, 3):
+    for dx in range(-2, 3):
+      expected |= np.roll(np.pad(decoded, ((0, 0), (2, 2), (2, 2))), (dy, dx), (1, 2))[:, 2:-2, 2:-2]
+  taken = np.all(np.asarray(out_grown["output"]) == np.asarray(out_grown["raw"]), axis=-1)
+  kept = np.all(np.asarray(out_grown["output"]) == np.asarray(x), axis=-1)
+  assert expected.any() and not expected.all()
+  assert taken[expected].all() and kept[~expected].all()
+
+
+def test_hard_composite_takes_the_decoded_pixel_where_the_mask_is_predicted():
+  x = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
+  soft, hard = _model(mask_head=True), _model(mask_head=True, hard_composite=True)
+  variables = soft.init(jax.random.key(0), x)
+  out = hard.apply(variables, x)
+  masked = out["mask"] >= 0.5
+  assert 0 < int(masked.sum()) < masked.size  # both cases occur at initialisation
+  np.testing.assert_array_equal(out["output"], jnp.where(masked, out["raw"], x))
+  np.testing.assert_array_equal(out["raw"], soft.apply(variables, x)["raw"])
+
+
+def test_composite_gradient_is_the_textbook_gradient():
+  keys = jax.random.split(jax.random.key(0), 4)
+  mask = jax.random.uniform(keys[0], (2, 5, 6, 1))
+  raw, images, cotangent = (jax.random.uniform(k, (2, 5, 6, 3)) for k in keys[1:])
+  textbook = lambda m, r, i: m * r + (1 - m) * i
+  np.testing.assert_allclose(models.composite(mask, raw, images), textbook(mask, raw, images),
+                             atol=1e-6)
+  grads = jax.vjp(models.composite, mask, raw, images)[1](cotangent)
+  for g, r in zip(grads, jax.vjp(textbook, mask, raw, images)[1](cotangent)):
+    np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)
 
 
 def test_skip_connections_add_fuse_layers():

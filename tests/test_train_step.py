@@ -66,6 +66,23 @@ def test_raw_loss_adds_the_decoded_image_error_and_needs_a_mask_head():
   with pytest.raises(ValueError, match="train.raw_loss_weight needs model.mask_head"):
     train_step.reconstruction_loss(outputs, batch, config)
 
+def test_output_loss_weight_zero_trains_the_decoded_image_and_mask_only():
+  outputs, batch = _batch()
+  config = default.get_config().train
+  config.output_loss_weight, config.raw_loss_weight, config.loss = 0.0, 2.0, "mse"
+  raw = jnp.clip(outputs["output"] + 0.25, 0.0, 1.0)
+  mask = jnp.full_like(batch["alpha"], 0.5)
+  value, parts = train_step.reconstruction_loss(
+      {"output": outputs["output"], "raw": raw, "mask": mask}, batch, config)
+  np.testing.assert_allclose(value, 2.0 * jnp.mean(jnp.square(raw - batch["clean"]))
+                             + config.mask_loss_weight * np.log(2.0), rtol=1e-5)
+  assert set(parts) == {"raw", "mask_bce"}
+  config.raw_loss_weight = 0.0
+  with pytest.raises(ValueError, match="train.output_loss_weight and train.raw_loss_weight are "
+                                       "both 0"):
+    train_step.reconstruction_loss(outputs, batch, config)
+
+
 def test_unknown_loss_names_the_key():
   outputs, batch = _batch()
   config = default.get_config().train

@@ -21,11 +21,13 @@ def test_utkface_configs_fields():
     assert config.data.train_list.endswith("utkface/train.txt")
     assert config.data.val_list.endswith("utkface/val.txt")
     assert config.data.mask.styles == paper.get_config().data.mask.styles  # the full mix
-  assert best.model.mask_head and big.model.mask_head and not reference.model.mask_head
-  # The reference row is the paper's model and optimizer on the same data and steps.
+  assert best.model.to_dict() == big.model.to_dict() and best.model.bottleneck_convs == 4
+  # The reference row is the paper's model, loss and optimizer on the same data.
   assert reference.model.to_dict() == paper.get_config().model.to_dict()
-  assert (reference.train.schedule, reference.train.learning_rate) == ("constant", 1e-3)
-  assert reference.train.steps == best.train.steps
+  assert (reference.train.loss, reference.train.schedule, reference.train.learning_rate) == (
+      "mae", "constant", 1e-3)
+  assert best.model.mask_head and not reference.model.mask_head
+  assert (best.train.output_loss_weight, best.train.raw_loss_weight) == (0.0, 1.0)
   with pytest.raises(ValueError, match='configs/utkface.py: unknown arch "unet"'):
     utkface.get_config("unet")
 
