@@ -4,14 +4,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from configs import default, paper
 from maskae import models
-
-
-def _global_norm(tree):
-  return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
 
 
 def _model(**overrides):
@@ -113,7 +110,7 @@ def test_mask_detector_shares_no_weights_and_dilation_grows_the_decoded_region()
   mask_grads = jax.grad(lambda p: jnp.mean(model.apply({"params": p}, x)["mask"]))(params)
   raw_grads = jax.grad(lambda p: jnp.mean(model.apply({"params": p}, x)["raw"]))(params)
   for name in params:
-    mask_norm, raw_norm = (float(_global_norm(g[name])) for g in (mask_grads, raw_grads))
+    mask_norm, raw_norm = (float(optax.global_norm(g[name])) for g in (mask_grads, raw_grads))
     assert (mask_norm > 0) == (name == "mask_detector") and (raw_norm > 0) != (name == "mask_detector")
   # A pixel taken from the decoded image makes its neighbours within `composite_dilation` so too.
   grown = _model(mask_head=True, hard_composite=True, mask_detector_features=(4, 8),
