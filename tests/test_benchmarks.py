@@ -133,3 +133,37 @@ def test_mask_head_diagnostic_on_a_tiny_composite_run(tmp_path):
   cells = [float(c) for c in row[0].strip("|").split("|")]
   assert all(np.isfinite(cells)) and 0 <= cells[3] <= 1 and 0 <= cells[5] <= 1, result.stdout
   assert 0 <= cells[6] <= 1 and 0 <= cells[7] <= 1 and cells[6] + cells[7] > 0, result.stdout
+
+
+def _by_coverage(eval_dir, *flags):
+  return subprocess.run(
+      [sys.executable, os.path.join("benchmarks", "by_coverage.py"), "--eval_dir", str(eval_dir),
+       *flags], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_by_coverage_bins_each_method_by_masked_fraction(tmp_path):
+  lines = ["index,method,mask_fraction,psnr_masked,psnr,ssim"]
+  for index, (fraction, score) in enumerate([(0.1, 10), (0.15, 20), (0.3, 30), (0.9, 40)]):
+    lines.append(f"{index},model,{fraction},{score},{score + 5},{score / 100}")
+    lines.append(f"{index},telea,{fraction},{score - 4},{score},{score / 200}")
+  (tmp_path / "examples.csv").write_text("\n".join(lines) + "\n")
+  result = _by_coverage(tmp_path, "--methods", "model,telea", "--edges", "0.5,0.2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = {cells[0]: cells[1:] for cells in (
+      [c.strip() for c in line.strip("|").split("|")] for line in result.stdout.splitlines()
+      if line.startswith("| 0.") or line.startswith("| all"))}
+  assert rows["0.00-0.20"] == ["2", "15.00", "20.00", "0.150", "11.00", "15.00", "0.075"]
+  assert rows["0.20-0.50"] == ["1", "30.00", "35.00", "0.300", "26.00", "30.00", "0.150"]
+  assert rows["0.50-1.00"][:2] == ["1", "40.00"] and rows["all"][:2] == ["4", "25.00"]
+
+
+def test_by_coverage_names_what_is_missing(tmp_path):
+  result = _by_coverage(tmp_path)
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"by_coverage: no evaluation at {tmp_path}/examples.csv: run --mode=evaluate first")
+  (tmp_path / "examples.csv").write_text("index,method,mask_fraction,psnr_masked,psnr,ssim\n"
+                                         "0,model,0.3,20,25,0.8\n")
+  result = _by_coverage(tmp_path)
+  assert result.stderr.strip().splitlines()[-1] == (
+      "by_coverage: no method 'telea' in the evaluation; found: model")
