@@ -28,12 +28,15 @@ def read_examples(path: str) -> dict[str, dict[str, np.ndarray]]:
   if not os.path.isfile(path):
     raise SystemExit(f"by_coverage: no evaluation at {path}: run --mode=evaluate first")
   columns: dict[str, dict[str, list]] = {}
+  keys = ("index", "mask_fraction", *METRICS)
   with open(path, newline="") as f:
-    for row in csv.DictReader(f):
+    reader = csv.DictReader(f)
+    missing = [key for key in ("method", *keys) if key not in (reader.fieldnames or ())]
+    if missing:
+      raise SystemExit(f"by_coverage: {path} has no column {missing[0]!r}")
+    for row in reader:
       method = columns.setdefault(row["method"], {})
-      for key in ("index", "mask_fraction", *METRICS):
-        if key not in row:
-          raise SystemExit(f"by_coverage: {path} has no column {key!r}")
+      for key in keys:
         method.setdefault(key, []).append(float(row[key]))
   return {method: {k: np.asarray(v) for k, v in values.items()}
           for method, values in columns.items()}

@@ -167,3 +167,8 @@ def test_by_coverage_names_what_is_missing(tmp_path):
   result = _by_coverage(tmp_path)
   assert result.stderr.strip().splitlines()[-1] == (
       "by_coverage: no method 'telea' in the evaluation; found: model")
+  (tmp_path / "examples.csv").write_text("index,method,psnr_masked,psnr,ssim\n"
+                                         "0,model,20,25,0.8\n")
+  result = _by_coverage(tmp_path)
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"by_coverage: {tmp_path}/examples.csv has no column 'mask_fraction'")
