@@ -72,7 +72,7 @@ def measure(name: str, size: int, batch_size: int, args) -> dict:
   model = models.create_model(config.model)
   state = train_step.replicate(train_step.create_train_state(model, config, jax.random.key(0)),
                                mesh)
-  step_fn = train_step.make_train_step(config, mesh)
+  step_fn = train_step.make_pair_train_step(config, mesh)
   rng = np.random.default_rng(0)
   host = [{"masked": rng.random((batch_size, size, size, 3), np.float32),
            "clean": rng.random((batch_size, size, size, 3), np.float32),
@@ -153,7 +153,7 @@ def main() -> None:
         rows.append([name, result["batch_size"], result["device_rate"], result["ms_per_step"],
                      result["host_rate"], "n/a" if peak is None else peak])
   changed = f" with {', '.join(args.override)}" if args.override else ""
-  body = (f"Train step (forward, backward, Adam; maskae.train_step.make_train_step) at "
+  body = (f"Train step (forward, backward, Adam; maskae.train_step.make_pair_train_step) at "
           f"{args.size} px on one {device}, float32{changed}; medians of "
           f"{args.reps} repetitions of {args.steps} steps after {args.warmup} warm-ups; one "
           f"process per model, batch sizes ascending.\n\n"

@@ -27,15 +27,15 @@ def main() -> None:
   parser.add_argument("--split", default="val", choices=("val", "test"))
   parser.add_argument("--num", type=int, default=100, help="pairs scored")
   args = parser.parse_args()
-  from maskae import input_pipeline, inference, metrics
+  from maskae import input_pipeline, inference, metrics, pairs
 
   config = inference.read_config(args.workdir)
   if not config.model.mask_head:
     raise SystemExit(f"mask_head: {args.workdir} was trained without model.mask_head")
   trained = inference.restore(args.workdir, config)
   faces = input_pipeline.load_faces(config, args.split)
-  batch = next(input_pipeline.eval_dataset(faces, config, args.split, args.num)
-               .as_numpy_iterator())
+  indices = input_pipeline.first_examples(len(faces), config, args.split, args.num)
+  batch = pairs.render_on_host(input_pipeline.gather(faces, indices), config, args.split)
   outputs = trained.model.apply({"params": trained.params}, batch["masked"])
   covered = batch["alpha"] > metrics.MASK_THRESHOLD
   pixels = np.broadcast_to(covered, batch["clean"].shape)

@@ -4,7 +4,7 @@
       [--config paper] [--override model.mask_head=True ...] [--out_dir DIR]
 
 --config and --override pick the model as in benchmarks/batch_sizes.py (default: the paper's).
-Runs maskae.train_step.make_train_step (after maskae.main's allocator setting) under
+Runs maskae.train_step.make_pair_train_step (after maskae.main's allocator setting) under
 jax.profiler.trace with XLA's per-op trace events on (--xla_cpu_enable_xprof_traceme), dumps the
 optimized HLO (--xla_dump_to), and prints the ops taking the most time per step with their
 result shape and source op (from the HLO metadata). Ops may overlap in time, and other jobs on the
@@ -69,7 +69,7 @@ def main() -> None:
   mesh = train_step.data_mesh()
   state = train_step.replicate(train_step.create_train_state(
       models.create_model(config.model), config, jax.random.key(0)), mesh)
-  step_fn = train_step.make_train_step(config, mesh)
+  step_fn = train_step.make_pair_train_step(config, mesh)
   rng = np.random.default_rng(0)
   shape = (args.batch_size, args.size, args.size)
   batch = train_step.shard_batch({"masked": rng.random(shape + (3,), np.float32),

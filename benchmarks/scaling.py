@@ -4,7 +4,7 @@
       [--reps 5] [--steps 3] [--warmup 1] [--results benchmarks/RESULTS.md] [--quick]
 
 Each N runs in its own worker process with XLA_FLAGS=--xla_force_host_platform_device_count=N:
-maskae.train_step.make_train_step over train_step.data_mesh() (all N devices), the paper model
+maskae.train_step.make_pair_train_step over train_step.data_mesh() (all N devices), the paper model
 (configs/paper.py) at --size, the same initial state and the same global batches of
 --batch_size for every N. Correctness: from the initial state, each N trains on the same
 --check_steps batches and reports its per-step losses and gradient norms, compared with N=1's.
@@ -49,7 +49,7 @@ def worker(args) -> None:
   model = models.create_model(config.model)
   state = train_step.replicate(train_step.create_train_state(model, config, jax.random.key(0)),
                                mesh)
-  step_fn = train_step.make_train_step(config, mesh)
+  step_fn = train_step.make_pair_train_step(config, mesh)
 
   def batch(i):
     return train_step.shard_batch(
@@ -133,7 +133,7 @@ def main() -> None:
     cpu_ms = 1000 * statistics.median(t["cpu_seconds"] for t in timings[n]) / images
     rows.append([n, args.batch_size, args.batch_size // n, rate[n], rate[n] / rate[base], cpu_ms,
                  diff, "yes" if diff <= LOSS_RTOL else "NO", grad_ratio])
-  body = (f"Data-parallel train step (maskae.train_step.make_train_step over data_mesh()) of the "
+  body = (f"Data-parallel train step (maskae.train_step.make_pair_train_step over data_mesh()) of the "
           f"paper model at {args.size} px on N host devices (one process each, "
           f"--xla_force_host_platform_device_count=N) sharing this machine's cores; images/s are "
           f"medians of {args.reps} alternating repetitions of {args.steps} steps; losses and "

@@ -5,7 +5,7 @@
 
 For each image size two worker processes (this file with --worker) train configs/paper.py's model
 on the same in-memory random arrays: maskae's jitted data-parallel step
-(maskae.train_step.make_train_step; forward, backward, Adam; one host batch sharded per step as in
+(maskae.train_step.make_pair_train_step; forward, backward, Adam; one host batch sharded per step as in
 maskae.train; maskae.main's allocator setting) and the same layers in Keras 3 on TensorFlow
 (`model.fit`, Adam, MAE). A repetition is one pass over --steps batches (for Keras, one epoch of
 `fit`); repetitions alternate maskae, Keras, maskae, ... and are timed to the end of their last
@@ -88,7 +88,7 @@ def maskae_worker(args, exchange: str) -> None:
 
   mesh = train_step.data_mesh()
   state = train_step.replicate(state, mesh)
-  step_fn = train_step.make_train_step(config, mesh)
+  step_fn = train_step.make_pair_train_step(config, mesh)
 
   def one_pass():
     nonlocal state

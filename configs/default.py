@@ -15,8 +15,13 @@ def get_config() -> ml_collections.ConfigDict:
   data.num_val = 128
   data.num_test = 128
   data.batch_size = 32  # global batch, split over all devices of all hosts
-  data.num_parallel_calls = -1  # tf.data.AUTOTUNE
-  data.prefetch = 2
+  # How faces reach the devices (masks are drawn on the devices): device (the split's faces kept
+  # on the devices, batches of indices), host (faces gathered on the host per batch), stream
+  # (tf.data decodes each face from its file: face sets larger than host memory; needs
+  # TensorFlow), auto (device when a split's faces fit in 2 GiB, else host).
+  data.feed = "auto"
+  data.num_parallel_calls = -1  # stream feed: tf.data.AUTOTUNE
+  data.prefetch = 2  # batches put on the devices ahead of the step
   # Folder source (see README "Your own faces").
   data.folder = ""
   data.train_list = ""

@@ -29,6 +29,7 @@ _COLUMN_TITLES = {
 }
 
 _image_metrics = jax.jit(metrics_lib.image_metrics)
+_PAIR_IMAGES = ("masked", "clean", "alpha", "output")
 
 
 class _ExampleKeeper:
@@ -60,11 +61,6 @@ class _ExampleKeeper:
     return [np.stack([self.images[i][name] for i in indices]) for name in names]
 
 
-def _pad(batch: dict, size: int) -> dict:
-  n = len(batch["clean"])
-  return {k: np.concatenate([v, np.repeat(v[-1:], size - n, 0)]) for k, v in batch.items()}
-
-
 def _mean_face(config: ml_collections.ConfigDict) -> tuple[np.ndarray, int]:
   """Per-pixel mean of the training faces, float32 [S,S,3] in [0, 1], and their number."""
   train_faces = input_pipeline.load_faces(config, "train")
@@ -91,30 +87,31 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
   trained = inference.restore(workdir, inference.read_config(workdir))
   mesh = train_step.data_mesh(jax.local_devices())
   params = train_step.replicate(trained.params, mesh)
-  eval_step = train_step.make_eval_step(mesh)
-  faces = input_pipeline.load_faces(config, split)
+  eval_step = train_step.make_eval_step(config, mesh, split)
+  feed = input_pipeline.open_feed(config, split, mesh)
   mean_face, num_train_faces = _mean_face(config)
   batch_size = -(-config.data.batch_size // mesh.devices.size) * mesh.devices.size
-  keeper = _ExampleKeeper(len(faces), config.train.num_grid_examples, config.seed)
+  keeper = _ExampleKeeper(feed.num_faces, config.train.num_grid_examples, config.seed)
   rows, count = [], 0
-  for batch in input_pipeline.eval_dataset(faces, config, split, batch_size).as_numpy_iterator():
-    n = len(batch["clean"])
-    outputs, model_metrics = eval_step(params, trained.model.apply,
-                                       train_step.shard_batch(_pad(batch, batch_size), mesh))
-    results, scores = _score_baselines(batch, mean_face)
-    results[MODEL] = np.asarray(outputs)[:n]
-    scores[MODEL] = {k: np.asarray(v)[:n] for k, v in model_metrics.items()}
-    mask_fraction = np.mean(batch["alpha"] > metrics_lib.MASK_THRESHOLD, axis=(1, 2, 3))
+  for batch, n in feed.eval_batches(batch_size):
+    images, model_metrics = eval_step(params, trained.model.apply, feed.resident,
+                                      train_step.shard_batch(batch, mesh))
+    pair = {k: np.asarray(images[k])[:n] for k in _PAIR_IMAGES}
+    results, scores = _score_baselines(pair, mean_face)
+    results[MODEL] = pair["output"]
+    scores[MODEL] = {k: np.asarray(v)[:n] for k, v in model_metrics.items()
+                     if not k.startswith("input/")}
+    mask_fraction = np.mean(pair["alpha"] > metrics_lib.MASK_THRESHOLD, axis=(1, 2, 3))
     for i in range(n):
       for name in METHOD_NAMES:
         rows.append({"index": count + i, "method": name, "mask_fraction": float(mask_fraction[i]),
                      **{m: float(scores[name][m][i]) for m in METRICS}})
     keeper.add(count, scores[MODEL][RANK_METRIC],
-               {"clean": batch["clean"], "error": np.mean(np.abs(results[MODEL] - batch["clean"]),
-                                                          axis=-1, keepdims=True),
+               {"clean": pair["clean"], "error": np.mean(np.abs(results[MODEL] - pair["clean"]),
+                                                         axis=-1, keepdims=True),
                 **results})
     count += n
-  summary = _summary(workdir, split, trained, faces, num_train_faces, rows)
+  summary = _summary(workdir, split, trained, feed, num_train_faces, rows)
   _write_reports(summary, rows, keeper)
   print(markdown_table(summary), flush=True)
   print("files written:\n" + "\n".join(f"  {k:14s} {v}" for k, v in summary["files"].items()),
@@ -122,7 +119,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
   return summary
 
 
-def _summary(workdir, split, trained, faces, num_train_faces, rows) -> dict:
+def _summary(workdir, split, trained, feed, num_train_faces, rows) -> dict:
   out_dir = os.path.join(workdir, "eval", split)
   methods = {}
   for name, label in METHOD_NAMES.items():
@@ -131,8 +128,8 @@ def _summary(workdir, split, trained, faces, num_train_faces, rows) -> dict:
                      **{m: float(np.mean([r[m] for r in values])) for m in METRICS}}
   return {
       "split": split,
-      "num_examples": len(faces),
-      "faces": faces.fingerprint,
+      "num_examples": feed.num_faces,
+      "faces": feed.fingerprint,
       "checkpoint": {"step": trained.step, "selected": trained.selected,
                      "path": trained.directory},
       "methods": methods,

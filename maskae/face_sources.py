@@ -2,7 +2,7 @@
 uint8 arrays.
 
 `load(data_config, split, seed)` returns (images [N,S,S,3] uint8, landmarks [N,8,2] float32,
-fingerprint). Procedural faces carry their exact landmarks; real photos (folder, tfds) are taken to
+fingerprint). Only the tfds source imports TensorFlow. Procedural faces carry their exact landmarks; real photos (folder, tfds) are taken to
 be aligned crops and get the landmark template `data.landmark_template` for every face.
 
 - folder: every jpg / png / webp / bmp file under `data.folder` (recursively, sorted by path).
@@ -22,8 +22,6 @@ import struct
 
 import ml_collections
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
 from absl import logging
 from PIL import Image, ImageOps
 
@@ -52,15 +50,20 @@ def load(data: ml_collections.ConfigDict, split: str, seed: int):
     template = landmark_template(data.landmark_template)
     paths = folder_split(data, split)
     images, skipped = decode_images(paths, data.image_size)
-    digest = hashlib.sha256("\n".join(os.path.relpath(p, data.folder) for p in paths).encode())
-    fingerprint = (f"folder:{data.folder}:split={split}:sha256={digest.hexdigest()[:16]}"
-                   f":n={len(images)}:skipped={len(skipped)}")
+    fingerprint = (f"{folder_fingerprint(data.folder, split, paths)}:n={len(images)}"
+                   f":skipped={len(skipped)}")
   elif data.source == "tfds":
     template = landmark_template(data.landmark_template)
     images, fingerprint = load_tfds(data, split)
   else:
     raise ValueError(f'unknown data.source "{data.source}"; valid: {", ".join(SOURCES)}')
   return images, np.broadcast_to(template, (len(images),) + template.shape).copy(), fingerprint
+
+
+def folder_fingerprint(folder: str, split: str, paths: list[str]) -> str:
+  """Names a folder split by a digest of its file list."""
+  digest = hashlib.sha256("\n".join(os.path.relpath(p, folder) for p in paths).encode())
+  return f"folder:{folder}:split={split}:sha256={digest.hexdigest()[:16]}"
 
 
 def landmark_template(name: str) -> np.ndarray:
@@ -173,6 +176,8 @@ def decode_images(paths: list[str], size: int,
 def load_tfds(data: ml_collections.ConfigDict, split: str) -> tuple[np.ndarray, str]:
   """Images of `split` of a prepared TFDS dataset, centre-cropped and resized with TF ops into
   uint8 [N, S, S, 3] (TFDS's deterministic order), and a fingerprint string."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  # only the tfds source needs TF
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   if not data.tfds_name:
     raise ValueError("data.tfds_name is empty; set it to a TFDS dataset name (data.source=tfds)")
   if split not in data.tfds_splits:
@@ -213,9 +218,11 @@ def load_tfds(data: ml_collections.ConfigDict, split: str) -> tuple[np.ndarray, 
   return images, f"tfds:{builder.info.full_name}:split={split_spec}:n={filled}"
 
 
-def square_resize(image: tf.Tensor, size: int) -> tf.Tensor:
-  """A decoded uint8 image [H, W, C] (C = 1, 3 or 4) as uint8 RGB [size, size, 3]: transparency
-  over white, centre-cropped to a square and resized (Lanczos, antialiased), in TF ops."""
+def square_resize(image, size: int):
+  """A decoded uint8 image tf.Tensor [H, W, C] (C = 1, 3 or 4) as uint8 RGB [size, size, 3]:
+  transparency over white, centre-cropped to a square and resized (Lanczos, antialiased), in TF
+  ops."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   channels = image.shape[-1]
   if channels not in (1, 2, 3, 4):
     raise ValueError(f"image feature has {channels} channels; expected 1, 2, 3 or 4")

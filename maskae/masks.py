@@ -1,9 +1,9 @@
 """Procedural face-mask synthesis (the "noise process" of the denoising autoencoder).
 
-Everything is written with TensorFlow ops on a per-pixel coordinate grid, so
-:func:`synthesize_mask` can run inside ``tf.data.Dataset.map`` (graph mode) with no
-Python callbacks.  All randomness comes from ``tf.random.stateless_*`` ops driven by
-the ``seed`` argument, so ``(face, landmarks, seed)`` always gives the same output.
+Everything is jax.numpy / jax.lax math on a per-pixel coordinate grid, so masks are drawn
+inside a jitted training step, on CPU or GPU.  All randomness of one mask is drawn up front
+from a PRNG key (:func:`draw` -> :class:`MaskDraws`), so ``(face, landmarks, key)`` always gives
+the same output; :func:`render` draws one mask, :func:`synthesize` a batch (one key per example).
 
 Shapes are smooth implicit functions: each style builds an approximate signed
 distance (in pixels, positive outside) in a *face frame* derived from the
@@ -26,23 +26,24 @@ inside the mask body and below 0.5 in the shadow band.
 Coverage: top edge centre = lerp(just under the nose tip (32% of the way from nose
 tip to mouth), nose bridge, coverage).  ``offset_jitter`` is a fraction of the face
 width; scale jitter is applied about the top edge so coverage keeps its meaning.
+
+Performance: a mask is elementwise float32 math on [H, W] fields (colours [3] broadcast
+against [H, W, 1]) that XLA fuses; there is no convolution and no per-pixel Python loop.
+The style is a ``lax.switch`` and :func:`synthesize` maps over the batch with ``lax.map``,
+so each example computes only its own style (under ``vmap`` a switch computes all nine).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
-import tensorflow as tf
-
-# Bitwise determinism in graph mode (tf.function, tf.data): grappler's arithmetic optimizer merges
-# chains of adds (``a + b + c``) into AddN ops, and the AddN kernel moves whichever input buffer it
-# can reuse at run time to the front, so the summation order -- and the masks, by an ulp -- varied
-# from call to call and process to process.  This switches that optimizer off for all graph
-# functions of the process (TF only builds inputs here; synthesis speed was the same within noise),
-# and this module uses no tf.add_n.
-tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
+from jax import lax
 
 LANDMARK_NAMES = (
     "left_eye",
@@ -54,7 +55,14 @@ LANDMARK_NAMES = (
     "left_face",
     "right_face",
 )
-_LE, _RE, _NB, _NT, _MO, _CH, _LF, _RF = range(8)
+_LEFT_EYE = LANDMARK_NAMES.index("left_eye")
+_RIGHT_EYE = LANDMARK_NAMES.index("right_eye")
+_NOSE_BRIDGE = LANDMARK_NAMES.index("nose_bridge")
+_NOSE_TIP = LANDMARK_NAMES.index("nose_tip")
+_MOUTH = LANDMARK_NAMES.index("mouth")
+_CHIN = LANDMARK_NAMES.index("chin")
+_LEFT_FACE = LANDMARK_NAMES.index("left_face")
+_RIGHT_FACE = LANDMARK_NAMES.index("right_face")
 
 MASK_STYLES = (
     "surgical",
@@ -83,19 +91,98 @@ UTKFACE_TEMPLATE = np.array(
     dtype=np.float32,
 )
 
+_NUM_GEOMETRY_DRAWS = 8
+_NUM_STYLE_PARAMS = 64
+_GRAIN_TILE = 64  # the grain is a random square tile of this many pixels, tiled over the image
+_GRAIN_LIMIT = 1.732  # grain is uniform in [-limit, limit): unit variance
+
 
 def validate_styles(styles) -> tuple[str, ...]:
-    """Return ``styles`` as a tuple of names; raise ValueError on unknown/empty."""
-    if isinstance(styles, str):
-        styles = (styles,)
-    styles = tuple(styles)
-    valid = ", ".join(MASK_STYLES)
-    if not styles:
-        raise ValueError(f"no mask styles given; valid styles: {valid}")
-    for s in styles:
-        if s not in MASK_STYLES:
-            raise ValueError(f'unknown mask style "{s}"; valid styles: {valid}')
-    return styles
+  """Returns ``styles`` as a tuple of names; raises ValueError on unknown/empty."""
+  if isinstance(styles, str):
+    styles = (styles,)
+  styles = tuple(styles)
+  valid = ", ".join(MASK_STYLES)
+  if not styles:
+    raise ValueError(f"no mask styles given; valid styles: {valid}")
+  for s in styles:
+    if s not in MASK_STYLES:
+      raise ValueError(f'unknown mask style "{s}"; valid styles: {valid}')
+  return styles
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskSpec:
+  """What masks to draw (the data.mask config block)."""
+
+  styles: tuple[str, ...] = MASK_STYLES
+  style_weights: tuple[float, ...] | None = None  # one per style, >= 0; None: uniform
+  coverage: tuple[float, float] = (0.0, 1.0)  # 0: top edge under the nose, 1: at the bridge
+  tilt_degrees: float = 8.0  # max random rotation on top of the eye-line roll
+  scale_jitter: float = 0.08  # max relative random scale (independent in x and y)
+  offset_jitter: float = 0.03  # max random shift, as a fraction of the face width
+
+  def __post_init__(self):
+    try:
+      styles = validate_styles(self.styles)
+    except ValueError as e:
+      raise ValueError(f"data.mask.styles: {e}") from None
+    object.__setattr__(self, "styles", tuple(str(s) for s in styles))
+
+    if self.style_weights is not None:
+      weights = tuple(float(w) for w in np.asarray(self.style_weights, np.float64).reshape(-1))
+      if len(weights) != len(styles):
+        raise ValueError(f"data.mask.style_weights {weights} has {len(weights)} entries for "
+                         f"{len(styles)} styles {styles}")
+      if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+        raise ValueError(f"data.mask.style_weights {weights} must be finite, non-negative and "
+                         "not all zero")
+      object.__setattr__(self, "style_weights", weights)
+
+    coverage = self.coverage
+    if np.ndim(coverage) == 0:
+      coverage = (coverage, coverage)
+    coverage = tuple(float(c) for c in np.asarray(coverage, np.float64).reshape(-1))
+    if len(coverage) != 2 or not 0.0 <= coverage[0] <= coverage[1] <= 1.0:
+      raise ValueError(f"data.mask.coverage {self.coverage} must be (lo, hi) with "
+                       "0 <= lo <= hi <= 1 (or one number in [0, 1])")
+    object.__setattr__(self, "coverage", coverage)
+
+    for name in ("tilt_degrees", "scale_jitter", "offset_jitter"):
+      value = float(getattr(self, name))
+      if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"data.mask.{name} must be a finite number >= 0, got {value}")
+      object.__setattr__(self, name, value)
+
+  @classmethod
+  def from_config(cls, mask_config) -> MaskSpec:
+    """From an ml_collections data.mask block (style_weights () means uniform)."""
+    return cls(styles=tuple(mask_config.styles),
+               style_weights=tuple(mask_config.style_weights) or None,
+               coverage=mask_config.coverage,
+               tilt_degrees=mask_config.tilt_degrees,
+               scale_jitter=mask_config.scale_jitter,
+               offset_jitter=mask_config.offset_jitter)
+
+
+class MaskDraws(NamedTuple):
+  """All the randomness of one mask (float32 uniforms in [0, 1) unless noted)."""
+
+  geometry: jax.Array  # [8]: coverage, tilt, sx, sy, offset x, offset y, light, (unused)
+  style: jax.Array  # []: picks the style from the weights' CDF
+  style_params: jax.Array  # [64]: handed out in order by the style renderers
+  grain: jax.Array  # [64, 64] uniform in [-1.732, 1.732): the fabric grain tile
+
+
+def draw(key: jax.Array) -> MaskDraws:
+  """The draws of one mask from a typed PRNG key (jax.random.key)."""
+  geometry_key, style_key, params_key, grain_key = jax.random.split(key, 4)
+  return MaskDraws(
+      geometry=jax.random.uniform(geometry_key, (_NUM_GEOMETRY_DRAWS,)),
+      style=jax.random.uniform(style_key, ()),
+      style_params=jax.random.uniform(params_key, (_NUM_STYLE_PARAMS,)),
+      grain=jax.random.uniform(grain_key, (_GRAIN_TILE, _GRAIN_TILE),
+                               minval=-_GRAIN_LIMIT, maxval=_GRAIN_LIMIT))
 
 
 # ----------------------------------------------------------------------------
@@ -173,606 +260,700 @@ _STRAP_COLORS = (
 
 
 # ----------------------------------------------------------------------------
-# Small helpers.
-#
-# Performance notes (CPU, per op on a 256x256 field): plain [H, W] elementwise ops
-# cost ~25-40 us; anything that interleaves into a trailing channel axis
-# ([H,W,1] * [3], tf.stack(axis=-1), broadcast_to [H,W,3]) costs 0.3-1 ms, and
-# tf.pow ~0.7 ms.  So colour images are kept *planar* ([3, H, W], broadcasting
-# [3,1,1] colours against [1,H,W] fields), there is no tf.pow, no convolution, and
-# a single transpose produces the [H, W, 3] output.
+# Small helpers.  Fields are [H, W]; colour images are [H, W, 3]; colours are [3].
 # ----------------------------------------------------------------------------
 def _smoothstep(e0, e1, x):
-    t = tf.clip_by_value((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
+  t = jnp.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+  return t * t * (3.0 - 2.0 * t)
 
 
 def _ramp(e0, e1, x):
-    """Linear version of smoothstep (cheaper, for where smoothness doesn't show)."""
-    return tf.clip_by_value((x - e0) / (e1 - e0), 0.0, 1.0)
+  """Linear version of smoothstep (cheaper, for where smoothness doesn't show)."""
+  return jnp.clip((x - e0) / (e1 - e0), 0.0, 1.0)
 
 
 def _fract(x):
-    return x - tf.floor(x)
+  return x - jnp.floor(x)
 
 
-def _smax(ds, k):
-    """Smooth maximum (rounded intersection) of distance fields, radius ``k``."""
-    m = ds[0]
-    for d in ds[1:]:
-        m = tf.maximum(m, d)
-    s = tf.exp((ds[0] - m) / k)
-    for d in ds[1:]:  # left to right: tf.add_n's AddN kernel sums in a run-time order
-        s += tf.exp((d - m) / k)
-    return m + k * tf.math.log(s)
+def _smax(distances, k):
+  """Smooth maximum (rounded intersection) of distance fields, radius ``k``."""
+  m = distances[0]
+  for d in distances[1:]:
+    m = jnp.maximum(m, d)
+  s = jnp.exp((distances[0] - m) / k)
+  for d in distances[1:]:
+    s += jnp.exp((d - m) / k)
+  return m + k * jnp.log(s)
 
 
-def _c(col):
-    """[3] colour -> [3, 1, 1] for planar broadcasting."""
-    return tf.reshape(col, [3, 1, 1])
+def _pixels(field):
+  """[H, W] field -> [H, W, 1], to broadcast against colours and colour images."""
+  return lax.optimization_barrier(field)[..., None]
 
 
-def _p(field):
-    """[H, W] field -> [1, H, W] for planar broadcasting."""
-    return field[None]
+def _mix_colors(a, b, t):
+  """Colour blend a + (b - a) * t; a, b: [3] colours or [H, W, 3] images; t: [H, W]."""
+  return a + (b - a) * _pixels(t)
 
 
-def _mixc(a, b, t):
-    """Planar colour blend a + (b - a) * t; a, b: [3] colours or [3,H,W]; t: [H,W]."""
-    a = _c(a) if a.shape.rank == 1 else a
-    b = _c(b) if b.shape.rank == 1 else b
-    return a + (b - a) * _p(t)
+def _sin(x):
+  """sin for per-pixel fields: range reduction and a polynomial that XLA vectorises (its jnp.sin
+  and jnp.cos call the scalar C library, ~15x slower per pixel on CPU); |error| < 3e-5
+  for |x| < 1e3 (the rounding of x itself)."""
+  k = jnp.round(x * (1.0 / (2.0 * math.pi)))
+  r = (x - k * 6.28125) - k * 0.0019353071795864769  # 2 pi in two parts (Cody-Waite)
+  r = jnp.where(r > 0.5 * math.pi, math.pi - r, jnp.where(r < -0.5 * math.pi, -math.pi - r, r))
+  r2 = r * r
+  return r * (1.0 + r2 * (-1.0 / 6 + r2 * (1.0 / 120 + r2 * (-1.0 / 5040 + r2 * (
+      1.0 / 362880 + r2 * (-1.0 / 39916800))))))
+
+
+def _cos(x):
+  """cos for per-pixel fields (see _sin)."""
+  return _sin(x + 0.5 * math.pi)
+
+
+def _atan2(y, x):
+  """atan2 for per-pixel fields, vectorisable (see _sin); |error| < 1e-5 rad."""
+  ax, ay = jnp.abs(x), jnp.abs(y)
+  a = jnp.minimum(ax, ay) / jnp.maximum(jnp.maximum(ax, ay), 1e-30)
+  s = a * a
+  r = a * (0.99997726 + s * (-0.33262347 + s * (0.19354346 + s * (-0.11643287 + s * (
+      0.05265332 + s * -0.01172120)))))
+  r = jnp.where(ay > ax, 0.5 * math.pi - r, r)
+  r = jnp.where(x < 0, math.pi - r, r)
+  return jnp.where(y < 0, -r, r)
+
+
+def _wrap_angle(angle):
+  """The angle in [-pi, pi]."""
+  return angle - (2.0 * math.pi) * jnp.round(angle * (1.0 / (2.0 * math.pi)))
 
 
 def _seg_dist(px, py, ax, ay, bx, by):
-    """Distance from points (px, py) to the segment a-b."""
-    bax, bay = bx - ax, by - ay
-    pax, pay = px - ax, py - ay
-    h = tf.clip_by_value((pax * bax + pay * bay) / (bax * bax + bay * bay + 1e-6), 0.0, 1.0)
-    dx, dy = pax - bax * h, pay - bay * h
-    return tf.sqrt(dx * dx + dy * dy + 1e-12)
+  """Distance from points (px, py) to the segment a-b."""
+  bax, bay = bx - ax, by - ay
+  pax, pay = px - ax, py - ay
+  h = jnp.clip((pax * bax + pay * bay) / (bax * bax + bay * bay + 1e-6), 0.0, 1.0)
+  dx, dy = pax - bax * h, pay - bay * h
+  return jnp.sqrt(dx * dx + dy * dy + 1e-12)
 
 
 def _palette(entries):
-    cols = np.array([c for c, _ in entries], np.float32)
-    w = np.array([w for _, w in entries], np.float64)
-    cdf = np.cumsum(w / w.sum())[:-1].astype(np.float32)
-    return cols, cdf
+  """(colours [N, 3], the CDF of the weights without its final 1 [N - 1]), float32."""
+  colors = np.array([c for c, _ in entries], np.float32)
+  weights = np.array([w for _, w in entries], np.float64)
+  cdf = np.cumsum(weights / weights.sum())[:-1].astype(np.float32)
+  return colors, cdf
 
 
-def _luma(c):
-    return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+def _luma(color):
+  return 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
 
 
-class _Rng:
-    """Hands out scalars from a pre-drawn uniform vector (static Python counter)."""
+class _ParamStream:
+  """Hands out the style's uniforms (MaskDraws.style_params) in order (a trace-time counter)."""
 
-    def __init__(self, seed, n=64):
-        self._u = tf.unstack(tf.random.stateless_uniform([n], seed=seed, dtype=tf.float32))
-        self._n = n
-        self._i = 0
+  def __init__(self, style_params):
+    self._params = style_params
+    self._next = 0
 
-    def __call__(self):
-        if self._i >= self._n:
-            raise RuntimeError("_Rng exhausted; raise n")
-        v = self._u[self._i]
-        self._i += 1
-        return v
+  def __call__(self):
+    """The next uniform in [0, 1)."""
+    if self._next >= self._params.shape[0]:
+      raise RuntimeError("style_params exhausted; draw more")
+    value = self._params[self._next]
+    self._next += 1
+    return value
 
-    def uniform(self, lo, hi):
-        return lo + (hi - lo) * self()
+  def uniform(self, lo, hi):
+    return lo + (hi - lo) * self()
 
-    def flag(self, p):
-        """1.0 with probability p else 0.0."""
-        return tf.cast(self() < p, tf.float32)
+  def flag(self, p):
+    """1.0 with probability p else 0.0."""
+    return (self() < p).astype(jnp.float32)
 
-    def choice(self, n):
-        return tf.minimum(tf.cast(self() * n, tf.int32), n - 1)
+  def choice(self, n):
+    return jnp.minimum((self() * n).astype(jnp.int32), n - 1)
 
-    def _jitter(self, c, jitter, brightness):
-        c = c * (1.0 + brightness * (2.0 * self() - 1.0))
-        jit = tf.stack([self(), self(), self()]) * 2.0 - 1.0
-        return tf.clip_by_value(c + jitter * jit, 0.0, 1.0)
+  def _jitter(self, color, jitter, brightness):
+    color = color * (1.0 + brightness * (2.0 * self() - 1.0))
+    offsets = jnp.stack([self(), self(), self()]) * 2.0 - 1.0
+    return jnp.clip(color + jitter * offsets, 0.0, 1.0)
 
-    def color(self, entries, jitter=0.05, brightness=0.10):
-        """Weighted palette colour with brightness and per-channel jitter: [3]."""
-        cols, cdf = _palette(entries)
-        idx = tf.reduce_sum(tf.cast(self() > tf.constant(cdf), tf.int32))
-        return self._jitter(tf.gather(tf.constant(cols), idx), jitter, brightness)
+  def color(self, entries, jitter=0.05, brightness=0.10):
+    """Weighted palette colour with brightness and per-channel jitter: [3]."""
+    colors, cdf = _palette(entries)
+    index = jnp.sum(self() > cdf)
+    return self._jitter(jnp.asarray(colors)[index], jitter, brightness)
 
-    def color_pair(self, entries, jitter=0.05):
-        """Two different palette colours (uniform over entries)."""
-        cols, _ = _palette(entries)
-        n = len(cols)
-        i1 = self.choice(n)
-        i2 = (i1 + 1 + self.choice(n - 1)) % n
-        ct = tf.constant(cols)
-        return [self._jitter(tf.gather(ct, i), jitter, 0.08) for i in (i1, i2)]
+  def color_pair(self, entries, jitter=0.05):
+    """Two different palette colours (uniform over entries)."""
+    colors, _ = _palette(entries)
+    n = len(colors)
+    i1 = self.choice(n)
+    i2 = (i1 + 1 + self.choice(n - 1)) % n
+    colors = jnp.asarray(colors)
+    return [self._jitter(colors[i], jitter, 0.08) for i in (i1, i2)]
 
 
-class _Ctx:
-    """Per-example geometry shared by all style renderers (see _make_ctx)."""
+@dataclasses.dataclass(frozen=True)
+class FaceFrame:
+  """One example's geometry shared by all style renderers (lengths in local pixels)."""
+
+  lx: jax.Array  # [H, W] pixel centres' x in the face frame (0: face centre line)
+  ly: jax.Array  # [H, W] pixel centres' y in the face frame (0: nose tip, down positive)
+  alx: jax.Array  # [H, W] |lx|
+  u: jax.Array  # [H, W] lx / hw (+-1 at the face outline)
+  au: jax.Array  # [H, W] |u|
+  pu: jax.Array  # [H, W] pattern coordinate x, in face widths
+  pv: jax.Array  # [H, W] pattern coordinate y, in face widths
+  grain: jax.Array  # [H, W] zero-mean fabric grain (unit variance, less on small images)
+  hw: jax.Array  # half the face width
+  fh: jax.Array  # face height: nose bridge to chin
+  y_eye: jax.Array  # eye line
+  y_mouth: jax.Array  # mouth
+  y_chin: jax.Array  # chin
+  top_c: jax.Array  # the mask's top edge at the centre line (set by the coverage)
+  coverage: jax.Array  # the drawn coverage in [0, 1]
+  light: jax.Array  # horizontal light direction in [-1, 1]
+  pxs: jax.Array  # local units -> pixels (the scale jitter)
+  aa: jax.Array  # local units -> anti-aliasing ramp units
+  fpx: jax.Array  # one pixel, in face widths
+
+
+def _face_frame(shape, landmarks, draws: MaskDraws, spec: MaskSpec) -> FaceFrame:
+  """The face frame of an image of ``shape`` (H, W) from its landmarks and geometry draws."""
+  height, width = shape
+  size = math.sqrt(height * width)
+  g = [draws.geometry[i] for i in range(_NUM_GEOMETRY_DRAWS)]
+  cov_lo, cov_hi = spec.coverage
+  coverage = cov_lo + (cov_hi - cov_lo) * g[0]
+  tilt = (2.0 * g[1] - 1.0) * (spec.tilt_degrees * math.pi / 180.0)
+  sx = 1.0 + (2.0 * g[2] - 1.0) * spec.scale_jitter
+  sy = 1.0 + (2.0 * g[3] - 1.0) * spec.scale_jitter
+  light = 2.0 * g[6] - 1.0
+
+  lm = landmarks * jnp.array([width, height], jnp.float32)[None, :]  # pixels
+  tip = lm[_NOSE_TIP]
+  eye_vec = lm[_RIGHT_EYE] - lm[_LEFT_EYE]
+  roll = jnp.arctan2(eye_vec[1], jnp.maximum(eye_vec[0], 1e-3))
+  c0, s0 = jnp.cos(roll), jnp.sin(roll)
+  d = lm - tip[None, :]
+  lmx = c0 * d[:, 0] + s0 * d[:, 1]
+  lmy = c0 * d[:, 1] - s0 * d[:, 0]
+  cx = 0.5 * (lmx[_LEFT_FACE] + lmx[_RIGHT_FACE])
+  hw = jnp.maximum(0.5 * (lmx[_RIGHT_FACE] - lmx[_LEFT_FACE]), 2.0)
+  y_bridge = jnp.minimum(lmy[_NOSE_BRIDGE], -1.0)
+  y_chin = jnp.maximum(lmy[_CHIN], 2.0)
+  y_mouth = jnp.clip(lmy[_MOUTH], 1.0, y_chin - 1.0)
+  y_eye = jnp.minimum(0.5 * (lmy[_LEFT_EYE] + lmy[_RIGHT_EYE]), y_bridge)
+  fh = jnp.maximum(y_chin - y_bridge, 4.0)
+  y_under = 0.32 * y_mouth  # just below the nose tip
+  top_c = y_under + (y_bridge - y_under) * coverage
+
+  ox = (2.0 * g[4] - 1.0) * spec.offset_jitter * 2.0 * hw
+  oy = (2.0 * g[5] - 1.0) * spec.offset_jitter * 2.0 * hw
+
+  # pixel centres -> face frame: rotate about the nose tip, shift, then scale
+  # (vertical scale about the top edge so that coverage keeps its meaning)
+  th = roll + tilt
+  c, s = jnp.cos(th), jnp.sin(th)
+  ys = jnp.arange(height, dtype=jnp.float32)[:, None] + (0.5 - tip[1])
+  xs = jnp.arange(width, dtype=jnp.float32)[None, :] + (0.5 - tip[0])
+  lx = (xs * (c / sx) + ys * (s / sx)) - (cx + ox) / sx
+  ly = (ys * (c / sy) - xs * (s / sy)) + (top_c - (oy + top_c) / sy)
+
+  u = lx * (1.0 / hw)
+  pxs = jnp.sqrt(sx * sy)
+  soft = max(1.0, size / 200.0)  # anti-aliasing ramp width (px)
+  fw = 2.0 * hw
+  # the grain tile, tiled over the image (weaker on small images: photo noise/texture
+  # averages out when downsampled)
+  reps = (-(-height // _GRAIN_TILE), -(-width // _GRAIN_TILE))
+  grain = jnp.tile(draws.grain, reps)[:height, :width] * float(np.clip(size / 160.0, 0.35, 1.0))
+  return FaceFrame(
+      lx=lx, ly=ly, alx=jnp.abs(lx), u=u, au=jnp.abs(u),
+      pu=lx * (1.0 / fw), pv=ly * (1.0 / fw), grain=grain,
+      hw=hw, fh=fh, y_eye=y_eye, y_mouth=y_mouth, y_chin=y_chin, top_c=top_c,
+      coverage=coverage, light=light, pxs=pxs, aa=pxs / soft, fpx=1.0 / (fw * pxs))
 
 
 # ----------------------------------------------------------------------------
 # Shared drawing pieces.  Distances are in local (pre-scale-jitter) pixel units;
-# ctx.aa converts them to anti-aliasing ramp units (pixels / softness).
+# frame.aa converts them to anti-aliasing ramp units (pixels / softness).
 # ----------------------------------------------------------------------------
-def _fill(ctx, sdf):
-    """Anti-aliased coverage of the region sdf < 0."""
-    return tf.clip_by_value(0.5 - sdf * ctx.aa, 0.0, 1.0)
+def _fill(frame, sdf):
+  """Anti-aliased coverage of the region sdf < 0."""
+  return jnp.clip(0.5 - sdf * frame.aa, 0.0, 1.0)
 
 
-def _stroke(ctx, dist, half_width):
-    """Anti-aliased coverage of a line of given half width around dist == 0.
+def _stroke(frame, dist, half_width):
+  """Anti-aliased coverage of a line of given half width around dist == 0.
 
-    Lines thinner than the AA ramp are drawn with reduced opacity instead of aliasing."""
-    a = tf.clip_by_value((0.5 + half_width * ctx.aa) - dist * ctx.aa, 0.0, 1.0)
-    return a * tf.minimum(1.0, 2.0 * half_width * ctx.aa)
+  Lines thinner than the AA ramp are drawn with reduced opacity instead of aliasing."""
+  a = jnp.clip((0.5 + half_width * frame.aa) - dist * frame.aa, 0.0, 1.0)
+  return a * jnp.minimum(1.0, 2.0 * half_width * frame.aa)
 
 
-def _band(ctx, coord, period, duty):
-    """Anti-aliased square wave along ``coord`` (face-width units): 1 on stripes.
+def _band(frame, coord, period, duty):
+  """Anti-aliased square wave along ``coord`` (face-width units): 1 on stripes.
 
-    Fades to its mean value ``duty`` when the period gets close to a pixel."""
-    d = tf.abs(_fract(coord * (1.0 / period)) - 0.5)  # distance to stripe centre, in periods
-    k = period / ctx.fpx
-    s = tf.clip_by_value((0.5 + 0.5 * duty * k) - d * k, 0.0, 1.0)
-    fade = tf.clip_by_value(k / 2.0 - 1.0, 0.0, 1.0)
-    return duty * (1.0 - fade) + s * fade
+  Fades to its mean value ``duty`` when the period gets close to a pixel."""
+  d = jnp.abs(_fract(coord * (1.0 / period)) - 0.5)  # distance to stripe centre, in periods
+  k = period / frame.fpx
+  s = jnp.clip((0.5 + 0.5 * duty * k) - d * k, 0.0, 1.0)
+  fade = jnp.clip(k / 2.0 - 1.0, 0.0, 1.0)
+  return duty * (1.0 - fade) + s * fade
 
 
 def _hash2(i, j):
-    return _fract(tf.sin(i * 12.9898 + j * 78.233) * 43758.5453)
+  return _fract(_sin(i * 12.9898 + j * 78.233) * 43758.5453)
 
 
-def _cylinder_shade(ctx, w, strength):
-    """Darker toward the left/right edges; brightest slightly toward the light."""
-    uu = tf.clip_by_value((ctx.u - 0.25 * ctx.light) * (1.0 / (w + 0.1)), -1.0, 1.0)
-    return 1.0 - strength * tf.square(uu)
+def _cylinder_shade(frame, w, strength):
+  """Darker toward the left/right edges; brightest slightly toward the light."""
+  uu = jnp.clip((frame.u - 0.25 * frame.light) * (1.0 / (w + 0.1)), -1.0, 1.0)
+  return 1.0 - strength * jnp.square(uu)
 
 
-def _vertical_shade(ctx, strength):
-    """Slightly darker under the chin (less light from above)."""
-    return 1.0 - strength * _ramp(ctx.y_mouth, ctx.y_chin + 0.10 * ctx.fh, ctx.ly)
+def _vertical_shade(frame, strength):
+  """Slightly darker under the chin (less light from above)."""
+  return 1.0 - strength * _ramp(frame.y_mouth, frame.y_chin + 0.10 * frame.fh, frame.ly)
 
 
-def _ear_loops(ctx, w, y_top_corner, y_bot_corner, half_width):
-    """Elastic ear loops: on each side a sheared half-ellipse leaving the top and
-    bottom mask corners and bulging outward/up to the ear.
+def _ear_loops(frame, w, y_top_corner, y_bot_corner, half_width):
+  """Elastic ear loops: on each side a sheared half-ellipse leaving the top and
+  bottom mask corners and bulging outward/up to the ear.
 
-    Returns coverage [H,W].  Uses |lx| so one evaluation draws both sides."""
-    hw = ctx.hw
-    x0 = (w - 0.02) * hw
-    X = ctx.alx - x0
-    yc = 0.5 * (y_top_corner + y_bot_corner)
-    b = tf.maximum(0.5 * (y_bot_corner - y_top_corner), 2.0)
-    a = 0.19 * hw
-    y_ear = 0.30 * ctx.y_eye  # loop apex: around the ear, between eye and nose tip height
-    shear = (yc - y_ear) / a
-    Y = (ctx.ly - yc) + shear * X
-    Xa, Yb = X * (1.0 / a), Y * (1.0 / b)
-    k = tf.sqrt(tf.square(Xa) + tf.square(Yb) + 1e-12)
-    gx = Xa * (1.0 / a) + Yb * (shear / b)
-    gy = Yb * (1.0 / b)
-    d = tf.abs(k - 1.0) * k * tf.math.rsqrt(gx * gx + gy * gy + 1e-12)
-    visible = tf.clip_by_value(X * ctx.aa + 0.5, 0.0, 1.0)
-    return _stroke(ctx, d, half_width) * visible
-
-
-def _grain(ctx, amount):
-    """Per-pixel fabric/paper grain, [1, H, W] (zero-mean)."""
-    return _p(amount * ctx.grain)
+  Returns coverage [H, W].  Uses |lx| so one evaluation draws both sides."""
+  hw = frame.hw
+  x0 = (w - 0.02) * hw
+  X = frame.alx - x0
+  yc = 0.5 * (y_top_corner + y_bot_corner)
+  b = jnp.maximum(0.5 * (y_bot_corner - y_top_corner), 2.0)
+  a = 0.19 * hw
+  y_ear = 0.30 * frame.y_eye  # loop apex: around the ear, between eye and nose tip height
+  shear = (yc - y_ear) / a
+  Y = (frame.ly - yc) + shear * X
+  Xa, Yb = X * (1.0 / a), Y * (1.0 / b)
+  k = jnp.sqrt(jnp.square(Xa) + jnp.square(Yb) + 1e-12)
+  gx = Xa * (1.0 / a) + Yb * (shear / b)
+  gy = Yb * (1.0 / b)
+  d = jnp.abs(k - 1.0) * k * lax.rsqrt(gx * gx + gy * gy + 1e-12)
+  visible = jnp.clip(X * frame.aa + 0.5, 0.0, 1.0)
+  return _stroke(frame, d, half_width) * visible
 
 
-def _weave(ctx, period):
-    """Fine cross-hatched weave texture in [-1, 1], faded out when it would alias."""
-    k = 2 * math.pi / period
-    fade = tf.clip_by_value(period / ctx.fpx / 2.0 - 1.0, 0.0, 1.0)
-    return (tf.sin(ctx.pu * k) * tf.sin(ctx.pv * k)) * fade
+def _grain(frame, amount):
+  """Per-pixel fabric/paper grain, [H, W, 1] (zero-mean)."""
+  return _pixels(amount * frame.grain)
+
+
+def _weave(frame, period):
+  """Fine cross-hatched weave texture in [-1, 1], faded out when it would alias."""
+  k = 2 * math.pi / period
+  fade = jnp.clip(period / frame.fpx / 2.0 - 1.0, 0.0, 1.0)
+  return (_sin(frame.pu * k) * _sin(frame.pv * k)) * fade
 
 
 # ----------------------------------------------------------------------------
-# Styles.  Each returns (body_sdf [H,W] (local px, < 0 inside), body_rgb [3,H,W],
-# extra_alpha [H,W] (loops / straps), extra_rgb [3], shadow_strength scalar).
+# Styles.  Each takes (frame, rng) and returns (body_sdf [H, W] (local px, < 0 inside),
+# body_rgb [H, W, 3], extra_alpha [H, W] (loops / straps) or None, extra_rgb [3] or None,
+# shadow_strength scalar).
 # ----------------------------------------------------------------------------
-def _style_surgical(ctx):
-    r = ctx.rnd
-    hw, fh, ly = ctx.hw, ctx.fh, ctx.ly
-    w = r.uniform(1.03, 1.10)
-    u2 = tf.square(tf.clip_by_value(ctx.u, -w, w))
-    tdrop = (0.05 + 0.10 * ctx.cov) * fh
-    bdrop = r.uniform(0.03, 0.08) * fh
-    top = ctx.top_c + tdrop * u2
-    bot = (ctx.y_chin + bdrop) - (0.30 * fh) * u2
-    sdf = _smax([top - ly, ly - bot, ctx.alx - w * hw], 0.03 * fh)
+def _style_surgical(frame, rng):
+  hw, fh, ly = frame.hw, frame.fh, frame.ly
+  w = rng.uniform(1.03, 1.10)
+  u2 = jnp.square(jnp.clip(frame.u, -w, w))
+  tdrop = (0.05 + 0.10 * frame.coverage) * fh
+  bdrop = rng.uniform(0.03, 0.08) * fh
+  top = frame.top_c + tdrop * u2
+  bot = (frame.y_chin + bdrop) - (0.30 * fh) * u2
+  sdf = _smax([top - ly, ly - bot, frame.alx - w * hw], 0.03 * fh)
 
-    dtop = ly - top
-    hgt = tf.maximum(bot - top, 1.0)
-    t = dtop / hgt
-    # --- pleats: three folds, each a dark crease with a highlight just above
-    t0 = r.uniform(0.25, 0.31)
-    dt = r.uniform(0.17, 0.21)
-    sig = tf.maximum(0.8 / ctx.pxs, 0.011 * fh)
-    p = (t - t0) * (1.0 / dt)
-    dd = (_fract(p + 0.5) - 0.5) * (dt * hgt)  # px distance to the nearest crease
-    zone = _ramp(-0.6, -0.45, p) * _ramp(2.6, 2.45, p)
-    pleat = -0.22 * tf.exp(-tf.square((dd - 1.1 * sig) * (1.0 / sig)))
-    pleat += 0.10 * tf.exp(-tf.square((dd + 1.2 * sig) * (1.0 / (1.4 * sig))))
-    pleat += 0.07 * (_fract(p) - 0.5)
-    shade = 1.0 + pleat * zone
-    # --- bound edges: lighter strips along the sides, hemmed top/bottom
-    inner_side = w * hw - ctx.alx
-    bw = 0.075 * hw
-    tb = tf.minimum(dtop, bot - ly)
-    band = tf.maximum(_ramp(bw + 1.0, bw - 1.0, inner_side), _ramp(0.035 * fh + 1.0, 0.035 * fh - 1.0, tb))
-    shade += 0.07 * band
-    lw = tf.maximum(0.45 / ctx.pxs, 0.006 * fh)
-    shade -= 0.10 * _stroke(ctx, tf.abs(inner_side - bw), lw)  # stitch line of the side binding
-    # --- nose wire along the top edge
-    wt = tf.maximum(0.7 / ctx.pxs, 0.010 * fh)
-    dw = dtop - 0.032 * fh
-    span = _ramp(0.40, 0.30, ctx.au)
-    wire = 0.16 * _stroke(ctx, tf.abs(dw + 0.3 * wt), wt) - 0.20 * _stroke(ctx, tf.abs(dw - 1.6 * wt), 0.8 * wt)
-    shade += wire * span
+  dtop = ly - top
+  hgt = jnp.maximum(bot - top, 1.0)
+  t = dtop / hgt
+  # --- pleats: three folds, each a dark crease with a highlight just above
+  t0 = rng.uniform(0.25, 0.31)
+  dt = rng.uniform(0.17, 0.21)
+  sig = jnp.maximum(0.8 / frame.pxs, 0.011 * fh)
+  p = (t - t0) * (1.0 / dt)
+  dd = (_fract(p + 0.5) - 0.5) * (dt * hgt)  # px distance to the nearest crease
+  zone = _ramp(-0.6, -0.45, p) * _ramp(2.6, 2.45, p)
+  pleat = -0.22 * jnp.exp(-jnp.square((dd - 1.1 * sig) * (1.0 / sig)))
+  pleat += 0.10 * jnp.exp(-jnp.square((dd + 1.2 * sig) * (1.0 / (1.4 * sig))))
+  pleat += 0.07 * (_fract(p) - 0.5)
+  shade = 1.0 + pleat * zone
+  # --- bound edges: lighter strips along the sides, hemmed top/bottom
+  inner_side = w * hw - frame.alx
+  bw = 0.075 * hw
+  tb = jnp.minimum(dtop, bot - ly)
+  band = jnp.maximum(_ramp(bw + 1.0, bw - 1.0, inner_side),
+                     _ramp(0.035 * fh + 1.0, 0.035 * fh - 1.0, tb))
+  shade += 0.07 * band
+  lw = jnp.maximum(0.45 / frame.pxs, 0.006 * fh)
+  shade -= 0.10 * _stroke(frame, jnp.abs(inner_side - bw), lw)  # stitch line of the side binding
+  # --- nose wire along the top edge
+  wt = jnp.maximum(0.7 / frame.pxs, 0.010 * fh)
+  dw = dtop - 0.032 * fh
+  span = _ramp(0.40, 0.30, frame.au)
+  wire = (0.16 * _stroke(frame, jnp.abs(dw + 0.3 * wt), wt)
+          - 0.20 * _stroke(frame, jnp.abs(dw - 1.6 * wt), 0.8 * wt))
+  shade += wire * span
 
-    shade *= _cylinder_shade(ctx, w, 0.32) * _vertical_shade(ctx, 0.12)
-    base = r.color(_SURGICAL_COLORS, jitter=0.03)
-    rgb = _c(base) * _p(shade) + _grain(ctx, 0.007)
-    # --- ear loops from the corners
-    y_tc = ctx.top_c + tdrop * w * w + 0.05 * fh
-    y_bc = ctx.y_chin + bdrop - 0.30 * fh * w * w - 0.05 * fh
-    loops = _ear_loops(ctx, w, y_tc, y_bc, tf.maximum(0.5 / ctx.pxs, 0.010 * fh))
-    dark = tf.cast(_luma(base) < 0.3, tf.float32)
-    loop_rgb = tf.constant([0.95, 0.95, 0.95]) * (1.0 - dark) + base * 1.3 * dark
-    return sdf, rgb, loops, loop_rgb, r.uniform(0.30, 0.42)
-
-
-def _style_n95(ctx):
-    r = ctx.rnd
-    hw, fh, lx, ly = ctx.hw, ctx.fh, ctx.lx, ctx.ly
-    top = ctx.top_c - 0.02 * fh
-    bottom = ctx.y_chin + r.uniform(0.0, 0.05) * fh
-    cy = 0.5 * (top + bottom)
-    ry = 0.5 * (bottom - top)
-    rx = r.uniform(0.86, 0.95) * hw
-    vn = (ly - cy) * (1.0 / ry)
-    # cup outline: a squircle-ish shape, a little narrower toward the nose
-    narrow = tf.square(tf.clip_by_value(vn, -1.0, 0.0))
-    qx = lx * (1.0 / rx) / (1.0 - 0.14 * narrow)
-    qx2, vn2 = tf.square(qx), tf.square(vn)
-    rr = qx2 + vn2
-    rad = 0.6 * tf.sqrt(rr) + 0.4 * tf.sqrt(tf.sqrt(tf.square(qx2) + tf.square(vn2)))
-    rmin = tf.minimum(rx, ry)
-    sdf = (rad - 1.0) * rmin
-
-    # dome normal and lighting: strong radial shading
-    nz = tf.sqrt(1.0 - 0.93 * tf.minimum(rr, 1.0))
-    lxd = 0.35 * ctx.light
-    lam = (qx * lxd - 0.45 * vn + nz) * (1.0 / math.sqrt(1.0 + 0.45**2))
-    shade = 0.30 + 0.75 * tf.clip_by_value(lam, 0.0, 1.1)
-    spec = 0.10 * tf.exp(-(tf.square(qx - lxd) + tf.square(vn + 0.35)) * 10.0)
-    # welded rim just inside the edge and the vertical centre seam
-    lw = tf.maximum(0.5 / ctx.pxs, 0.006 * fh)
-    shade -= 0.12 * _stroke(ctx, tf.abs(sdf + 0.06 * rmin), lw)
-    shade -= 0.22 * _stroke(ctx, ctx.alx, lw) * _ramp(1.0, 0.85, rad)
-    shade += 0.08 * _stroke(ctx, tf.abs(lx - 2.5 * lw), lw)
-    # metal nose clip (50%)
-    clip_on = r.flag(0.5)
-    inner = -sdf
-    clip_a = (
-        _ramp(0.015 * fh, 0.025 * fh, inner)
-        * _ramp(0.065 * fh, 0.055 * fh, inner)
-        * _ramp(0.26 * hw, 0.22 * hw, ctx.alx)
-        * _ramp(-0.25, -0.35, vn)
-    ) * (0.85 * clip_on)
-    base = r.color(_N95_COLORS, jitter=0.025)
-    clip_col = tf.constant([0.62, 0.64, 0.67])
-    col = _mixc(base, clip_col, clip_a)
-    rgb = col * _p(shade) + _p(spec + 0.018 * ctx.grain)
-    # head straps (70%): upper goes up toward the crown, lower toward the neck
-    straps_on = r.flag(0.7)
-    sw = tf.maximum(0.6 / ctx.pxs, 0.012 * fh)
-    y1 = cy - 0.45 * ry
-    y2 = cy + 0.45 * ry
-    x1 = rx * 0.88
-    d1 = _seg_dist(ctx.alx, ly, x1, y1, 1.20 * hw, y1 - 0.22 * fh)
-    d2 = _seg_dist(ctx.alx, ly, x1, y2, 1.20 * hw, y2 + 0.02 * fh)
-    straps = _stroke(ctx, tf.minimum(d1, d2), sw) * straps_on
-    strap_col = r.color(_STRAP_COLORS, jitter=0.03)
-    return sdf, rgb, straps, strap_col * 0.9, r.uniform(0.38, 0.48)
+  shade *= _cylinder_shade(frame, w, 0.32) * _vertical_shade(frame, 0.12)
+  base = rng.color(_SURGICAL_COLORS, jitter=0.03)
+  rgb = base * _pixels(shade) + _grain(frame, 0.007)
+  # --- ear loops from the corners
+  y_tc = frame.top_c + tdrop * w * w + 0.05 * fh
+  y_bc = frame.y_chin + bdrop - 0.30 * fh * w * w - 0.05 * fh
+  loops = _ear_loops(frame, w, y_tc, y_bc, jnp.maximum(0.5 / frame.pxs, 0.010 * fh))
+  dark = (_luma(base) < 0.3).astype(jnp.float32)
+  loop_rgb = jnp.array([0.95, 0.95, 0.95]) * (1.0 - dark) + base * 1.3 * dark
+  return sdf, rgb, loops, loop_rgb, rng.uniform(0.30, 0.42)
 
 
-def _cloth_shape(ctx):
-    """Contoured fabric mask: peak at the nose, rounded under the chin."""
-    r = ctx.rnd
-    hw, fh, ly = ctx.hw, ctx.fh, ctx.ly
-    w = r.uniform(0.98, 1.05)
-    au = tf.minimum(ctx.au, w)
-    tdrop = (0.06 + 0.09 * ctx.cov) * fh
-    top = ctx.top_c + tdrop * (au * tf.sqrt(au))  # |u|^1.5
-    bdrop = r.uniform(0.04, 0.09) * fh
-    bot = (ctx.y_chin + bdrop) - (0.38 * fh) * tf.square(au)
-    sdf = _smax([top - ly, ly - bot, ctx.alx - w * hw], 0.07 * fh)
-    y_tc = ctx.top_c + tdrop * w**1.5 + 0.07 * fh
-    y_bc = ctx.y_chin + bdrop - 0.38 * fh * w * w - 0.08 * fh
-    return w, sdf, y_tc, y_bc
+def _style_n95(frame, rng):
+  hw, fh, lx, ly = frame.hw, frame.fh, frame.lx, frame.ly
+  top = frame.top_c - 0.02 * fh
+  bottom = frame.y_chin + rng.uniform(0.0, 0.05) * fh
+  cy = 0.5 * (top + bottom)
+  ry = 0.5 * (bottom - top)
+  rx = rng.uniform(0.86, 0.95) * hw
+  vn = (ly - cy) * (1.0 / ry)
+  # cup outline: a squircle-ish shape, a little narrower toward the nose
+  narrow = jnp.square(jnp.clip(vn, -1.0, 0.0))
+  qx = lx * (1.0 / rx) / (1.0 - 0.14 * narrow)
+  qx2, vn2 = jnp.square(qx), jnp.square(vn)
+  rr = qx2 + vn2
+  rad = 0.6 * jnp.sqrt(rr) + 0.4 * jnp.sqrt(jnp.sqrt(jnp.square(qx2) + jnp.square(vn2)))
+  rmin = jnp.minimum(rx, ry)
+  sdf = (rad - 1.0) * rmin
+
+  # dome normal and lighting: strong radial shading
+  nz = jnp.sqrt(1.0 - 0.93 * jnp.minimum(rr, 1.0))
+  lxd = 0.35 * frame.light
+  lam = (qx * lxd - 0.45 * vn + nz) * (1.0 / math.sqrt(1.0 + 0.45**2))
+  shade = 0.30 + 0.75 * jnp.clip(lam, 0.0, 1.1)
+  spec = 0.10 * jnp.exp(-(jnp.square(qx - lxd) + jnp.square(vn + 0.35)) * 10.0)
+  # welded rim just inside the edge and the vertical centre seam
+  lw = jnp.maximum(0.5 / frame.pxs, 0.006 * fh)
+  shade -= 0.12 * _stroke(frame, jnp.abs(sdf + 0.06 * rmin), lw)
+  shade -= 0.22 * _stroke(frame, frame.alx, lw) * _ramp(1.0, 0.85, rad)
+  shade += 0.08 * _stroke(frame, jnp.abs(lx - 2.5 * lw), lw)
+  # metal nose clip (50%)
+  clip_on = rng.flag(0.5)
+  inner = -sdf
+  clip_a = (
+      _ramp(0.015 * fh, 0.025 * fh, inner)
+      * _ramp(0.065 * fh, 0.055 * fh, inner)
+      * _ramp(0.26 * hw, 0.22 * hw, frame.alx)
+      * _ramp(-0.25, -0.35, vn)
+  ) * (0.85 * clip_on)
+  base = rng.color(_N95_COLORS, jitter=0.025)
+  clip_col = jnp.array([0.62, 0.64, 0.67])
+  col = _mix_colors(base, clip_col, clip_a)
+  rgb = col * _pixels(shade) + _pixels(spec + 0.018 * frame.grain)
+  # head straps (70%): upper goes up toward the crown, lower toward the neck
+  straps_on = rng.flag(0.7)
+  sw = jnp.maximum(0.6 / frame.pxs, 0.012 * fh)
+  y1 = cy - 0.45 * ry
+  y2 = cy + 0.45 * ry
+  x1 = rx * 0.88
+  d1 = _seg_dist(frame.alx, ly, x1, y1, 1.20 * hw, y1 - 0.22 * fh)
+  d2 = _seg_dist(frame.alx, ly, x1, y2, 1.20 * hw, y2 + 0.02 * fh)
+  straps = _stroke(frame, jnp.minimum(d1, d2), sw) * straps_on
+  strap_col = rng.color(_STRAP_COLORS, jitter=0.03)
+  return sdf, rgb, straps, strap_col * 0.9, rng.uniform(0.38, 0.48)
 
 
-def _cloth_finish(ctx, w, sdf, pattern_rgb, seam_prob=0.5, sheen=0.0):
-    """Fabric shading: cylinder, chin shadow, optional centre seam, stitched hem, weave."""
-    r = ctx.rnd
-    shade = _cylinder_shade(ctx, w, 0.38) * _vertical_shade(ctx, 0.15)
-    seam_on = r.flag(seam_prob)
-    lw = tf.maximum(0.5 / ctx.pxs, 0.006 * ctx.fh)
-    # centre seam: dark line, panels lit slightly differently (the mask puffs out at the seam)
-    shade -= (seam_on * 0.25) * _stroke(ctx, ctx.alx, lw)
-    shade *= 1.0 + (seam_on * 0.05 * ctx.light) * tf.tanh(ctx.u * 5.0)
-    # hem stitch line inset from the border
-    shade -= 0.10 * _stroke(ctx, tf.abs(sdf + 0.045 * ctx.fh), 0.7 * lw)
-    # a soft horizontal crease across the middle
-    fold_y = ctx.y_mouth + r.uniform(-0.10, 0.05) * ctx.fh
-    shade -= r.uniform(0.0, 0.08) * tf.exp(-tf.square((ctx.ly - fold_y) * (1.0 / (0.05 * ctx.fh))))
-    shade += 0.03 * _weave(ctx, 0.012)
-    add = _p(0.015 * ctx.grain)
-    if sheen is not None and not (isinstance(sheen, float) and sheen == 0.0):
-        add = add + _p(sheen * tf.exp(-tf.square(ctx.u - 0.3 * ctx.light) * 6.0) * _ramp(ctx.top_c, ctx.y_mouth, ctx.ly))
-    return pattern_rgb * _p(shade) + add
+def _cloth_shape(frame, rng):
+  """Contoured fabric mask: peak at the nose, rounded under the chin."""
+  hw, fh, ly = frame.hw, frame.fh, frame.ly
+  w = rng.uniform(0.98, 1.05)
+  au = jnp.minimum(frame.au, w)
+  tdrop = (0.06 + 0.09 * frame.coverage) * fh
+  top = frame.top_c + tdrop * (au * jnp.sqrt(au))  # |u|^1.5
+  bdrop = rng.uniform(0.04, 0.09) * fh
+  bot = (frame.y_chin + bdrop) - (0.38 * fh) * jnp.square(au)
+  sdf = _smax([top - ly, ly - bot, frame.alx - w * hw], 0.07 * fh)
+  y_tc = frame.top_c + tdrop * w**1.5 + 0.07 * fh
+  y_bc = frame.y_chin + bdrop - 0.38 * fh * w * w - 0.08 * fh
+  return w, sdf, y_tc, y_bc
 
 
-def _cloth_loops(ctx, w, y_tc, y_bc, base):
-    r = ctx.rnd
-    loops = _ear_loops(ctx, w, y_tc, y_bc, tf.maximum(0.55 / ctx.pxs, 0.012 * ctx.fh))
-    elastic = r.color(_ELASTIC_COLORS, jitter=0.02)
-    match = r.flag(0.35)  # sometimes the loops match the fabric
-    return loops, elastic * (1.0 - match) + base * match
+def _cloth_finish(frame, rng, w, sdf, pattern_rgb, seam_prob=0.5, sheen=None):
+  """Fabric shading: cylinder, chin shadow, optional centre seam, stitched hem, weave."""
+  shade = _cylinder_shade(frame, w, 0.38) * _vertical_shade(frame, 0.15)
+  seam_on = rng.flag(seam_prob)
+  lw = jnp.maximum(0.5 / frame.pxs, 0.006 * frame.fh)
+  # centre seam: dark line, panels lit slightly differently (the mask puffs out at the seam)
+  shade -= (seam_on * 0.25) * _stroke(frame, frame.alx, lw)
+  shade *= 1.0 + (seam_on * 0.05 * frame.light) * jnp.tanh(frame.u * 5.0)
+  # hem stitch line inset from the border
+  shade -= 0.10 * _stroke(frame, jnp.abs(sdf + 0.045 * frame.fh), 0.7 * lw)
+  # a soft horizontal crease across the middle
+  fold_y = frame.y_mouth + rng.uniform(-0.10, 0.05) * frame.fh
+  shade -= rng.uniform(0.0, 0.08) * jnp.exp(
+      -jnp.square((frame.ly - fold_y) * (1.0 / (0.05 * frame.fh))))
+  shade += 0.03 * _weave(frame, 0.012)
+  add = 0.015 * frame.grain
+  if sheen is not None:  # a soft highlight on the upper half
+    add = add + sheen * jnp.exp(-jnp.square(frame.u - 0.3 * frame.light) * 6.0) * _ramp(
+        frame.top_c, frame.y_mouth, frame.ly)
+  return pattern_rgb * _pixels(shade) + _pixels(add)
 
 
-def _rotated(ctx, angle):
-    c, s = tf.cos(angle), tf.sin(angle)
-    return ctx.pu * c + ctx.pv * s, ctx.pv * c - ctx.pu * s
+def _cloth_loops(frame, rng, w, y_tc, y_bc, base):
+  loops = _ear_loops(frame, w, y_tc, y_bc, jnp.maximum(0.55 / frame.pxs, 0.012 * frame.fh))
+  elastic = rng.color(_ELASTIC_COLORS, jitter=0.02)
+  match = rng.flag(0.35)  # sometimes the loops match the fabric
+  return loops, elastic * (1.0 - match) + base * match
 
 
-def _style_cloth_stripes(ctx):
-    r = ctx.rnd
-    w, sdf, y_tc, y_bc = _cloth_shape(ctx)
-    c1, c2 = r.color_pair(_CLOTH_COLORS)
-    c3 = r.color(_CLOTH_COLORS)
-    angles = tf.constant([0.0, 90.0, 45.0, -45.0, 0.0]) * (math.pi / 180)
-    ang = tf.gather(angles, r.choice(5)) + r.uniform(-0.08, 0.08)
-    c, s = tf.cos(ang), tf.sin(ang)
-    a = ctx.pu * c + ctx.pv * s
-    period = r.uniform(0.06, 0.14)
-    main = _band(ctx, a + r(), period, r.uniform(0.3, 0.55))
-    # optional thin accent stripe between the main stripes
-    thin = _band(ctx, a + 0.5 * period, period, 0.12) * r.flag(0.5)
-    rgb = _mixc(_mixc(c1, c2, main), c3, thin)
-    rgb = _cloth_finish(ctx, w, sdf, rgb)
-    loops, loop_rgb = _cloth_loops(ctx, w, y_tc, y_bc, c1)
-    return sdf, rgb, loops, loop_rgb, r.uniform(0.28, 0.40)
+def _rotated(frame, angle):
+  c, s = jnp.cos(angle), jnp.sin(angle)
+  return frame.pu * c + frame.pv * s, frame.pv * c - frame.pu * s
 
 
-def _style_cloth_dots(ctx):
-    r = ctx.rnd
-    w, sdf, y_tc, y_bc = _cloth_shape(ctx)
-    c1, c2 = r.color_pair(_CLOTH_COLORS)
-    period = r.uniform(0.06, 0.12)
-    rad = r.uniform(0.18, 0.32)  # in periods
-    a, b = _rotated(ctx, r.uniform(-0.3, 0.3))
-    qy = b * (1.0 / period)
-    qx = a * (1.0 / period) + (0.5 * r.flag(0.7)) * tf.floor(qy)
-    fx = _fract(qx) - 0.5
-    fy = _fract(qy) - 0.5
-    k = period / ctx.fpx
-    dot = tf.clip_by_value((0.5 + rad * k) - tf.sqrt(fx * fx + fy * fy) * k, 0.0, 1.0)
-    mean = math.pi * rad * rad
-    fade = tf.clip_by_value(k / 3.0 - 1.0, 0.0, 1.0)
-    dot = mean * (1.0 - fade) + dot * fade
-    rgb = _cloth_finish(ctx, w, sdf, _mixc(c1, c2, dot))
-    loops, loop_rgb = _cloth_loops(ctx, w, y_tc, y_bc, c1)
-    return sdf, rgb, loops, loop_rgb, r.uniform(0.28, 0.40)
+def _style_cloth_stripes(frame, rng):
+  w, sdf, y_tc, y_bc = _cloth_shape(frame, rng)
+  c1, c2 = rng.color_pair(_CLOTH_COLORS)
+  c3 = rng.color(_CLOTH_COLORS)
+  angles = jnp.array([0.0, 90.0, 45.0, -45.0, 0.0]) * (math.pi / 180)
+  ang = angles[rng.choice(5)] + rng.uniform(-0.08, 0.08)
+  c, s = jnp.cos(ang), jnp.sin(ang)
+  a = frame.pu * c + frame.pv * s
+  period = rng.uniform(0.06, 0.14)
+  main = _band(frame, a + rng(), period, rng.uniform(0.3, 0.55))
+  # optional thin accent stripe between the main stripes
+  thin = _band(frame, a + 0.5 * period, period, 0.12) * rng.flag(0.5)
+  rgb = _mix_colors(_mix_colors(c1, c2, main), c3, thin)
+  rgb = _cloth_finish(frame, rng, w, sdf, rgb)
+  loops, loop_rgb = _cloth_loops(frame, rng, w, y_tc, y_bc, c1)
+  return sdf, rgb, loops, loop_rgb, rng.uniform(0.28, 0.40)
 
 
-def _style_cloth_plaid(ctx):
-    r = ctx.rnd
-    w, sdf, y_tc, y_bc = _cloth_shape(ctx)
-    c1, c2 = r.color_pair(_CLOTH_COLORS)
-    c3 = r.color(_CLOTH_COLORS)
-    a, b = _rotated(ctx, r.uniform(-0.1, 0.1) + r.flag(0.25) * (math.pi / 4))
-    period = r.uniform(0.16, 0.30)
-    off = r()
-    # broad bands in both directions; where they cross the colour is deepest
-    h = _band(ctx, b + off, period, 0.42)
-    v = _band(ctx, a + off, period, 0.42)
-    mix = 0.55 * (h + v - 0.55 * h * v)  # two translucent layers of c2 over c1
-    # thin contrasting lines (the "tartan" overcheck)
-    th = _band(ctx, b + (off + 0.5 * period), period, 0.06)
-    tv = _band(ctx, a + (off + 0.5 * period), period, 0.06)
-    rgb = _mixc(_mixc(c1, c2, mix), c3, 0.8 * tf.maximum(th, tv))
-    # darker crossings and narrow twill diagonals
-    tw = _band(ctx, a + b, 0.02, 0.5)
-    tex = (1.0 - 0.18 * h * v) * (0.96 + 0.08 * tw)
-    rgb = _cloth_finish(ctx, w, sdf, rgb * _p(tex))
-    loops, loop_rgb = _cloth_loops(ctx, w, y_tc, y_bc, c1)
-    return sdf, rgb, loops, loop_rgb, r.uniform(0.28, 0.40)
+def _style_cloth_dots(frame, rng):
+  w, sdf, y_tc, y_bc = _cloth_shape(frame, rng)
+  c1, c2 = rng.color_pair(_CLOTH_COLORS)
+  period = rng.uniform(0.06, 0.12)
+  rad = rng.uniform(0.18, 0.32)  # in periods
+  a, b = _rotated(frame, rng.uniform(-0.3, 0.3))
+  qy = b * (1.0 / period)
+  qx = a * (1.0 / period) + (0.5 * rng.flag(0.7)) * jnp.floor(qy)
+  fx = _fract(qx) - 0.5
+  fy = _fract(qy) - 0.5
+  k = period / frame.fpx
+  dot = jnp.clip((0.5 + rad * k) - jnp.sqrt(fx * fx + fy * fy) * k, 0.0, 1.0)
+  mean = math.pi * rad * rad
+  fade = jnp.clip(k / 3.0 - 1.0, 0.0, 1.0)
+  dot = mean * (1.0 - fade) + dot * fade
+  rgb = _cloth_finish(frame, rng, w, sdf, _mix_colors(c1, c2, dot))
+  loops, loop_rgb = _cloth_loops(frame, rng, w, y_tc, y_bc, c1)
+  return sdf, rgb, loops, loop_rgb, rng.uniform(0.28, 0.40)
 
 
-def _flowers(ctx, a, b, period, c1, c2, c3):
-    """Small 5-petal flowers on a staggered grid with per-cell rotation and colour."""
-    qy = b * (1.0 / period)
-    row = tf.floor(qy)
-    qx = a * (1.0 / period) + 0.5 * row
-    hsh = _hash2(tf.floor(qx), row)
-    fx = _fract(qx) - 0.5
-    fy = _fract(qy) - 0.5
-    rr = tf.sqrt(fx * fx + fy * fy + 1e-12)
-    th = tf.atan2(fy, fx) + hsh * 6.2832
-    rad = 0.30 * (0.62 + 0.38 * tf.cos(5.0 * th))
-    k = period / ctx.fpx
-    fade = tf.clip_by_value(k / 4.0 - 1.0, 0.0, 1.0)
-    petals = tf.clip_by_value((rad - rr) * k + 0.5, 0.0, 1.0)
-    centre = tf.clip_by_value((0.09 - rr) * k + 0.5, 0.0, 1.0)
-    petals = 0.25 * (1.0 - fade) + petals * fade
-    centre = 0.03 * (1.0 - fade) + centre * fade
-    which = tf.cast(hsh > 0.5, tf.float32)
-    rgb = _mixc(c1, c2, petals * (1.0 - which))
-    rgb = _mixc(rgb, c3, petals * which)
-    return _mixc(rgb, tf.constant([0.97, 0.92, 0.55]), centre)
+def _style_cloth_plaid(frame, rng):
+  w, sdf, y_tc, y_bc = _cloth_shape(frame, rng)
+  c1, c2 = rng.color_pair(_CLOTH_COLORS)
+  c3 = rng.color(_CLOTH_COLORS)
+  a, b = _rotated(frame, rng.uniform(-0.1, 0.1) + rng.flag(0.25) * (math.pi / 4))
+  period = rng.uniform(0.16, 0.30)
+  off = rng()
+  # broad bands in both directions; where they cross the colour is deepest
+  h = _band(frame, b + off, period, 0.42)
+  v = _band(frame, a + off, period, 0.42)
+  mix = 0.55 * (h + v - 0.55 * h * v)  # two translucent layers of c2 over c1
+  # thin contrasting lines (the "tartan" overcheck)
+  th = _band(frame, b + (off + 0.5 * period), period, 0.06)
+  tv = _band(frame, a + (off + 0.5 * period), period, 0.06)
+  rgb = _mix_colors(_mix_colors(c1, c2, mix), c3, 0.8 * jnp.maximum(th, tv))
+  # darker crossings and narrow twill diagonals
+  tw = _band(frame, a + b, 0.02, 0.5)
+  tex = (1.0 - 0.18 * h * v) * (0.96 + 0.08 * tw)
+  rgb = _cloth_finish(frame, rng, w, sdf, rgb * _pixels(tex))
+  loops, loop_rgb = _cloth_loops(frame, rng, w, y_tc, y_bc, c1)
+  return sdf, rgb, loops, loop_rgb, rng.uniform(0.28, 0.40)
 
 
-def _blobs(ctx, a, b, freq, phases):
-    """Soft random blob field from a few warped sinusoids (range about [-1, 1])."""
-    acc = 0.0
-    dirs = [(1.0, 0.3), (-0.4, 1.0), (0.8, -0.7), (0.2, 0.9)]
-    warp = 0.7 * tf.sin((a - b) * (freq * 1.7) + phases[-1] * 6.2832)
-    for k, (dx, dy) in enumerate(dirs):
-        f = freq * (1.0 + 0.37 * k) * 6.2832
-        acc += tf.sin((a * (f * dx) + b * (f * dy)) + (warp + phases[k] * 6.2832))
-    return acc * (1.0 / 2.0)
+def _flowers(frame, a, b, period, c1, c2, c3):
+  """Small 5-petal flowers on a staggered grid with per-cell rotation and colour."""
+  qy = b * (1.0 / period)
+  row = jnp.floor(qy)
+  qx = a * (1.0 / period) + 0.5 * row
+  hsh = _hash2(jnp.floor(qx), row)
+  fx = _fract(qx) - 0.5
+  fy = _fract(qy) - 0.5
+  rr = jnp.sqrt(fx * fx + fy * fy + 1e-12)
+  th = _atan2(fy, fx) + hsh * 6.2832
+  rad = 0.30 * (0.62 + 0.38 * _cos(5.0 * th))
+  k = period / frame.fpx
+  fade = jnp.clip(k / 4.0 - 1.0, 0.0, 1.0)
+  petals = jnp.clip((rad - rr) * k + 0.5, 0.0, 1.0)
+  centre = jnp.clip((0.09 - rr) * k + 0.5, 0.0, 1.0)
+  petals = 0.25 * (1.0 - fade) + petals * fade
+  centre = 0.03 * (1.0 - fade) + centre * fade
+  which = (hsh > 0.5).astype(jnp.float32)
+  rgb = _mix_colors(c1, c2, petals * (1.0 - which))
+  rgb = _mix_colors(rgb, c3, petals * which)
+  return _mix_colors(rgb, jnp.array([0.97, 0.92, 0.55]), centre)
 
 
-def _style_cloth_print(ctx):
-    r = ctx.rnd
-    w, sdf, y_tc, y_bc = _cloth_shape(ctx)
-    c1, c2 = r.color_pair(_CLOTH_COLORS)
-    c3 = r.color(_CLOTH_COLORS)
-    a, b = _rotated(ctx, r.uniform(-0.3, 0.3))
-    period = r.uniform(0.09, 0.15)
-    phases = [r() for _ in range(5)]
-    freq = r.uniform(2.5, 4.5)
-    e = ctx.fpx * r.uniform(9.0, 18.0)
-
-    def flowers():  # variant A: small flower motifs
-        return _flowers(ctx, a, b, period, c1, c2, c3)
-
-    def blobs():  # variant B: soft blobs (camo / abstract print), three colour levels
-        n = _blobs(ctx, a, b, freq, phases)
-        l1 = _smoothstep(-0.15 - e, -0.15 + e, n)
-        l2 = _smoothstep(0.35 - e, 0.35 + e, n)
-        return _mixc(_mixc(c1, c2, l1), c3, l2)
-
-    rgb = tf.cond(r() < 0.4, blobs, flowers)
-    rgb = _cloth_finish(ctx, w, sdf, rgb)
-    loops, loop_rgb = _cloth_loops(ctx, w, y_tc, y_bc, c1)
-    return sdf, rgb, loops, loop_rgb, r.uniform(0.28, 0.40)
+def _blobs(a, b, freq, phases):
+  """Soft random blob field from a few warped sinusoids (range about [-1, 1])."""
+  acc = 0.0
+  dirs = [(1.0, 0.3), (-0.4, 1.0), (0.8, -0.7), (0.2, 0.9)]
+  warp = 0.7 * _sin((a - b) * (freq * 1.7) + phases[-1] * 6.2832)
+  for k, (dx, dy) in enumerate(dirs):
+    f = freq * (1.0 + 0.37 * k) * 6.2832
+    acc += _sin((a * (f * dx) + b * (f * dy)) + (warp + phases[k] * 6.2832))
+  return acc * (1.0 / 2.0)
 
 
-def _style_plain_dark(ctx):
-    r = ctx.rnd
-    w, sdf, y_tc, y_bc = _cloth_shape(ctx)
-    base = r.color(_DARK_COLORS, jitter=0.015, brightness=0.15)
-    rgb = _cloth_finish(ctx, w, sdf, _c(base), seam_prob=0.4, sheen=r.uniform(0.03, 0.08))
-    loops, loop_rgb = _cloth_loops(ctx, w, y_tc, y_bc, base)
-    return sdf, rgb, loops, loop_rgb, r.uniform(0.28, 0.40)
+def _style_cloth_print(frame, rng):
+  w, sdf, y_tc, y_bc = _cloth_shape(frame, rng)
+  c1, c2 = rng.color_pair(_CLOTH_COLORS)
+  c3 = rng.color(_CLOTH_COLORS)
+  a, b = _rotated(frame, rng.uniform(-0.3, 0.3))
+  period = rng.uniform(0.09, 0.15)
+  phases = [rng() for _ in range(5)]
+  freq = rng.uniform(2.5, 4.5)
+  e = frame.fpx * rng.uniform(9.0, 18.0)
+
+  def flowers():  # variant A: small flower motifs
+    return _flowers(frame, a, b, period, c1, c2, c3)
+
+  def blobs():  # variant B: soft blobs (camo / abstract print), three colour levels
+    n = _blobs(a, b, freq, phases)
+    l1 = _smoothstep(-0.15 - e, -0.15 + e, n)
+    l2 = _smoothstep(0.35 - e, 0.35 + e, n)
+    return _mix_colors(_mix_colors(c1, c2, l1), c3, l2)
+
+  rgb = lax.cond(rng() < 0.4, blobs, flowers)
+  rgb = _cloth_finish(frame, rng, w, sdf, rgb)
+  loops, loop_rgb = _cloth_loops(frame, rng, w, y_tc, y_bc, c1)
+  return sdf, rgb, loops, loop_rgb, rng.uniform(0.28, 0.40)
 
 
-def _paisley(ctx, a, b, period):
-    """Paisley-ish curled teardrops (outline + inner dot) on a staggered grid, with
-    tiny filler dots.  Returns motif coverage [H,W] (faded when too small to resolve)."""
-    qy = b * (1.0 / period)
-    row = tf.floor(qy)
-    qx = a * (1.0 / period) + 0.5 * row
-    hsh = _hash2(tf.floor(qx), row)
-    fx = _fract(qx) - 0.5
-    fy = _fract(qy) - 0.5
-    # drop body: circle of radius R with a gaussian "tail" bump in direction th0;
-    # the tail direction drifts with radius so the tail curls.
-    R = 0.17
-    th0 = 0.8 + math.pi * tf.floor(hsh * 2.0) + 0.6 * (hsh - 0.5)
-    cx = fx + 0.07 * tf.cos(th0)  # body sits opposite to the tail
-    cy = fy + 0.07 * tf.sin(th0)
-    rr = tf.sqrt(cx * cx + cy * cy + 1e-12)
-    dth = tf.atan2(cy, cx) - th0 - 1.1 * (rr * (1.0 / R) - 1.0)
-    dth = tf.atan2(tf.sin(dth), tf.cos(dth))
-    rb = R * (1.0 + 1.2 * tf.exp(-tf.square(dth * (1.0 / 0.42))))
-    k = period / ctx.fpx
-    outer = tf.clip_by_value((rb - rr) * k + 0.5, 0.0, 1.0)
-    inner = tf.clip_by_value((0.70 * rb - 0.012 - rr) * k + 0.5, 0.0, 1.0)
-    core = tf.clip_by_value((0.32 * R - rr) * k + 0.5, 0.0, 1.0)
-    motif = tf.maximum(outer - inner, core)
-    # tiny filler dots between motifs
-    gx = _fract(qx * 2.0 + 0.25) - 0.5
-    gy = _fract(qy * 2.0 + 0.5) - 0.5
-    filler = tf.clip_by_value((0.06 - tf.sqrt(gx * gx + gy * gy)) * (0.5 * k) + 0.5, 0.0, 1.0)
-    filler *= tf.clip_by_value((rr - rb - 0.05) * k + 0.5, 0.0, 1.0)
-    fade = tf.clip_by_value(k / 6.0 - 1.0, 0.0, 1.0)
-    m = tf.maximum(motif, 0.8 * filler)
-    return 0.18 * (1.0 - fade) + m * fade
+def _style_plain_dark(frame, rng):
+  w, sdf, y_tc, y_bc = _cloth_shape(frame, rng)
+  base = rng.color(_DARK_COLORS, jitter=0.015, brightness=0.15)
+  rgb = _cloth_finish(frame, rng, w, sdf, base, seam_prob=0.4, sheen=rng.uniform(0.03, 0.08))
+  loops, loop_rgb = _cloth_loops(frame, rng, w, y_tc, y_bc, base)
+  return sdf, rgb, loops, loop_rgb, rng.uniform(0.28, 0.40)
 
 
-def _style_bandana(ctx):
-    r = ctx.rnd
-    hw, fh, ly = ctx.hw, ctx.fh, ctx.ly
-    w = r.uniform(1.22, 1.38) * hw
-    u2 = tf.square(tf.minimum(ctx.au, 1.4))
-    top = (ctx.top_c + 0.03 * fh) + (0.04 * fh) * u2
-    y_pt = ctx.y_chin + r.uniform(0.55, 0.95) * fh
-    span = y_pt - ctx.top_c
-    # straight sides from (+-w, top) converging to the point below the chin
-    cosang = span / tf.sqrt(span * span + w * w)
-    d_side = (ctx.alx - w + (ly - ctx.top_c) * (w / span)) * cosang
-    sdf = _smax([top - ly, d_side], 0.05 * fh)
-
-    base = r.color(_BANDANA_COLORS, jitter=0.03)
-    light_base = tf.cast(_luma(base) > 0.55, tf.float32)
-    motif_col = tf.constant([0.96, 0.95, 0.90]) * (1.0 - light_base) + tf.constant([0.06, 0.06, 0.07]) * light_base
-    a, b = _rotated(ctx, r.uniform(-0.15, 0.15))
-    pais = _paisley(ctx, a, b, r.uniform(0.13, 0.20))
-    # border: a line following the hanging edges
-    border = _stroke(ctx, tf.abs(sdf + 0.07 * fh), tf.maximum(0.6 / ctx.pxs, 0.010 * fh))
-    plain = r.flag(0.3)
-    m = tf.minimum((1.0 - plain) * pais + border, 1.0)
-    rgb = _mixc(base, motif_col, m)
-    # drape: folds radiating from the point, a rolled top edge, cylinder shading
-    ang = tf.atan2(ctx.lx, (y_pt - ly) + 1e-3)
-    nf = r.uniform(7.0, 11.0)
-    shade = 1.0 + 0.10 * tf.sin(ang * nf + r() * 6.28) * _ramp(ctx.top_c, ctx.y_chin, ly)
-    dtop = ly - top
-    shade += 0.10 * tf.exp(-tf.square((dtop - 0.02 * fh) * (1.0 / (0.02 * fh))))  # rolled top highlight
-    shade -= 0.14 * tf.exp(-tf.square((dtop - 0.07 * fh) * (1.0 / (0.03 * fh))))  # and the shadow under it
-    shade *= _cylinder_shade(ctx, w / hw, 0.35) * _vertical_shade(ctx, 0.10)
-    shade += 0.025 * _weave(ctx, 0.012)
-    rgb = rgb * _p(shade) + _grain(ctx, 0.015)
-    return sdf, rgb, None, None, r.uniform(0.30, 0.42)
+def _paisley(frame, a, b, period):
+  """Paisley-ish curled teardrops (outline + inner dot) on a staggered grid, with
+  tiny filler dots.  Returns motif coverage [H, W] (faded when too small to resolve)."""
+  qy = b * (1.0 / period)
+  row = jnp.floor(qy)
+  qx = a * (1.0 / period) + 0.5 * row
+  hsh = _hash2(jnp.floor(qx), row)
+  fx = _fract(qx) - 0.5
+  fy = _fract(qy) - 0.5
+  # drop body: circle of radius R with a gaussian "tail" bump in direction th0;
+  # the tail direction drifts with radius so the tail curls.
+  R = 0.17
+  th0 = 0.8 + math.pi * jnp.floor(hsh * 2.0) + 0.6 * (hsh - 0.5)
+  cx = fx + 0.07 * _cos(th0)  # body sits opposite to the tail
+  cy = fy + 0.07 * _sin(th0)
+  rr = jnp.sqrt(cx * cx + cy * cy + 1e-12)
+  dth = _atan2(cy, cx) - th0 - 1.1 * (rr * (1.0 / R) - 1.0)
+  dth = _wrap_angle(dth)
+  rb = R * (1.0 + 1.2 * jnp.exp(-jnp.square(dth * (1.0 / 0.42))))
+  k = period / frame.fpx
+  outer = jnp.clip((rb - rr) * k + 0.5, 0.0, 1.0)
+  inner = jnp.clip((0.70 * rb - 0.012 - rr) * k + 0.5, 0.0, 1.0)
+  core = jnp.clip((0.32 * R - rr) * k + 0.5, 0.0, 1.0)
+  motif = jnp.maximum(outer - inner, core)
+  # tiny filler dots between motifs
+  gx = _fract(qx * 2.0 + 0.25) - 0.5
+  gy = _fract(qy * 2.0 + 0.5) - 0.5
+  filler = jnp.clip((0.06 - jnp.sqrt(gx * gx + gy * gy)) * (0.5 * k) + 0.5, 0.0, 1.0)
+  filler *= jnp.clip((rr - rb - 0.05) * k + 0.5, 0.0, 1.0)
+  fade = jnp.clip(k / 6.0 - 1.0, 0.0, 1.0)
+  m = jnp.maximum(motif, 0.8 * filler)
+  return 0.18 * (1.0 - fade) + m * fade
 
 
-def _style_gaiter(ctx):
-    r = ctx.rnd
-    hw, fh, lx, ly = ctx.hw, ctx.fh, ctx.lx, ctx.ly
-    u2 = tf.square(tf.minimum(ctx.au, 1.3))
-    top = (ctx.top_c + 0.02 * fh) + ((0.03 + 0.06 * ctx.cov) * fh) * u2
-    # wide over the cheeks, pulled in under the jaw, neck-width tube down to the image edge
-    y_j = ctx.y_mouth + 0.5 * (ctx.y_chin - ctx.y_mouth)
-    w_top = r.uniform(1.04, 1.12)
-    w_neck = r.uniform(0.72, 0.85)
-    hwid = hw * w_neck + (hw * (w_top - w_neck)) * tf.sigmoid((y_j - ly) * (1.0 / (0.12 * fh)))
-    sdf = _smax([top - ly, ctx.alx - hwid], 0.05 * fh)
+def _style_bandana(frame, rng):
+  hw, fh, ly = frame.hw, frame.fh, frame.ly
+  w = rng.uniform(1.22, 1.38) * hw
+  u2 = jnp.square(jnp.minimum(frame.au, 1.4))
+  top = (frame.top_c + 0.03 * fh) + (0.04 * fh) * u2
+  y_pt = frame.y_chin + rng.uniform(0.55, 0.95) * fh
+  span = y_pt - frame.top_c
+  # straight sides from (+-w, top) converging to the point below the chin
+  cosang = span / jnp.sqrt(span * span + w * w)
+  d_side = (frame.alx - w + (ly - frame.top_c) * (w / span)) * cosang
+  sdf = _smax([top - ly, d_side], 0.05 * fh)
 
-    c1, c2 = r.color_pair(_GAITER_COLORS)
-    a, b = ctx.pu, ctx.pv
-    variant = r.choice(3)  # 0 solid, 1 horizontal stripes, 2 camo blobs
-    s_off, s_per, s_duty = r(), r.uniform(0.08, 0.16), r.uniform(0.2, 0.5)
-    phases = [r() for _ in range(5)]
-    freq = r.uniform(3.0, 5.0)
-    pat = tf.switch_case(variant, [
-        lambda: tf.zeros_like(a),
-        lambda: _band(ctx, b + s_off, s_per, s_duty),
-        lambda: _smoothstep(0.05, 0.15, _blobs(ctx, a, b, freq, phases)),
-    ])
-    rgb = _mixc(c1, c2, pat)
-    # bunched horizontal folds below the nose/chin with wobble, crease under the chin
-    wob = ly + (0.03 * fh) * tf.sin(ctx.u * 3.0 + r() * 6.28)
-    fp = r.uniform(0.10, 0.15) * fh
-    folds = 0.5 + 0.5 * tf.sin(wob * (6.2832 / fp) + r() * 6.28)
-    shade = 1.0 - (0.16 * folds) * _smoothstep(ctx.y_mouth, ctx.y_chin, ly)
-    shade -= 0.18 * tf.exp(-tf.square((ly - (ctx.y_chin + 0.06 * fh)) * (1.0 / (0.06 * fh))))
-    shade *= _cylinder_shade(ctx, w_top, 0.42)
-    # knit ribs
-    rib = 0.008
-    shade += (0.03 * tf.clip_by_value(rib / ctx.fpx / 2 - 1, 0.0, 1.0)) * tf.sin(ctx.pu * (6.2832 / rib))
-    spec = r.uniform(0.0, 0.06) * tf.exp(-tf.square(ctx.u - 0.3 * ctx.light) * 10.0)
-    rgb = rgb * _p(shade) + _p(spec + 0.015 * ctx.grain)
-    return sdf, rgb, None, None, r.uniform(0.30, 0.40)
+  base = rng.color(_BANDANA_COLORS, jitter=0.03)
+  light_base = (_luma(base) > 0.55).astype(jnp.float32)
+  motif_col = (jnp.array([0.96, 0.95, 0.90]) * (1.0 - light_base)
+               + jnp.array([0.06, 0.06, 0.07]) * light_base)
+  a, b = _rotated(frame, rng.uniform(-0.15, 0.15))
+  pais = _paisley(frame, a, b, rng.uniform(0.13, 0.20))
+  # border: a line following the hanging edges
+  border = _stroke(frame, jnp.abs(sdf + 0.07 * fh), jnp.maximum(0.6 / frame.pxs, 0.010 * fh))
+  plain = rng.flag(0.3)
+  m = jnp.minimum((1.0 - plain) * pais + border, 1.0)
+  rgb = _mix_colors(base, motif_col, m)
+  # drape: folds radiating from the point, a rolled top edge, cylinder shading
+  ang = _atan2(frame.lx, (y_pt - ly) + 1e-3)
+  nf = rng.uniform(7.0, 11.0)
+  shade = 1.0 + 0.10 * _sin(ang * nf + rng() * 6.28) * _ramp(frame.top_c, frame.y_chin, ly)
+  dtop = ly - top
+  shade += 0.10 * jnp.exp(-jnp.square((dtop - 0.02 * fh) * (1.0 / (0.02 * fh))))  # rolled top
+  shade -= 0.14 * jnp.exp(-jnp.square((dtop - 0.07 * fh) * (1.0 / (0.03 * fh))))  # its shadow
+  shade *= _cylinder_shade(frame, w / hw, 0.35) * _vertical_shade(frame, 0.10)
+  shade += 0.025 * _weave(frame, 0.012)
+  rgb = rgb * _pixels(shade) + _grain(frame, 0.015)
+  return sdf, rgb, None, None, rng.uniform(0.30, 0.42)
+
+
+def _style_gaiter(frame, rng):
+  hw, fh, ly = frame.hw, frame.fh, frame.ly
+  u2 = jnp.square(jnp.minimum(frame.au, 1.3))
+  top = (frame.top_c + 0.02 * fh) + ((0.03 + 0.06 * frame.coverage) * fh) * u2
+  # wide over the cheeks, pulled in under the jaw, neck-width tube down to the image edge
+  y_j = frame.y_mouth + 0.5 * (frame.y_chin - frame.y_mouth)
+  w_top = rng.uniform(1.04, 1.12)
+  w_neck = rng.uniform(0.72, 0.85)
+  hwid = hw * w_neck + (hw * (w_top - w_neck)) * jax.nn.sigmoid((y_j - ly) * (1.0 / (0.12 * fh)))
+  sdf = _smax([top - ly, frame.alx - hwid], 0.05 * fh)
+
+  c1, c2 = rng.color_pair(_GAITER_COLORS)
+  a, b = frame.pu, frame.pv
+  variant = rng.choice(3)  # 0 solid, 1 horizontal stripes, 2 camo blobs
+  s_off, s_per, s_duty = rng(), rng.uniform(0.08, 0.16), rng.uniform(0.2, 0.5)
+  phases = [rng() for _ in range(5)]
+  freq = rng.uniform(3.0, 5.0)
+  pattern = lax.switch(variant, [
+      lambda: jnp.zeros_like(a),
+      lambda: _band(frame, b + s_off, s_per, s_duty),
+      lambda: _smoothstep(0.05, 0.15, _blobs(a, b, freq, phases)),
+  ])
+  rgb = _mix_colors(c1, c2, pattern)
+  # bunched horizontal folds below the nose/chin with wobble, crease under the chin
+  wob = ly + (0.03 * fh) * _sin(frame.u * 3.0 + rng() * 6.28)
+  fp = rng.uniform(0.10, 0.15) * fh
+  folds = 0.5 + 0.5 * _sin(wob * (6.2832 / fp) + rng() * 6.28)
+  shade = 1.0 - (0.16 * folds) * _smoothstep(frame.y_mouth, frame.y_chin, ly)
+  shade -= 0.18 * jnp.exp(-jnp.square((ly - (frame.y_chin + 0.06 * fh)) * (1.0 / (0.06 * fh))))
+  shade *= _cylinder_shade(frame, w_top, 0.42)
+  # knit ribs
+  rib = 0.008
+  shade += ((0.03 * jnp.clip(rib / frame.fpx / 2 - 1, 0.0, 1.0))
+            * _sin(frame.pu * (6.2832 / rib)))
+  spec = rng.uniform(0.0, 0.06) * jnp.exp(-jnp.square(frame.u - 0.3 * frame.light) * 10.0)
+  rgb = rgb * _pixels(shade) + _pixels(spec + 0.015 * frame.grain)
+  return sdf, rgb, None, None, rng.uniform(0.30, 0.40)
 
 
 _RENDERERS = {
@@ -790,181 +971,67 @@ assert set(_RENDERERS) == set(MASK_STYLES)
 
 
 # ----------------------------------------------------------------------------
-# Geometry and main entry point.
+# Entry points.
 # ----------------------------------------------------------------------------
-_GRAIN_TILE = 64
+def _style_choice(spec: MaskSpec):
+  """The styles with a weight > 0 and the CDF of their weights without its final 1 (float32).
+  A single style is listed twice, the second never drawn: XLA:CPU ran a style 3-4x faster as a
+  lax.switch branch than inlined in the lax.map body (measured at 128 px, jax 0.10)."""
+  weights = np.ones(len(spec.styles)) if spec.style_weights is None else spec.style_weights
+  names = [name for name, weight in zip(spec.styles, weights) if weight > 0]
+  weights = np.array([weight for weight in weights if weight > 0], np.float64)
+  if len(names) == 1:
+    names, weights = names * 2, np.array([1.0, 0.0])
+  return names, np.cumsum(weights / weights.sum())[:-1].astype(np.float32)
 
 
-def _make_ctx(face, landmarks, seeds, coverage, tilt_degrees, scale_jitter, offset_jitter):
-    shape = tf.shape(face)
-    H, W = shape[0], shape[1]
-    Hf, Wf = tf.cast(H, tf.float32), tf.cast(W, tf.float32)
-    size = tf.sqrt(Hf * Wf)
-
-    g = tf.unstack(tf.random.stateless_uniform([8], seed=seeds[0], dtype=tf.float32))
-    cov = coverage[0] + (coverage[1] - coverage[0]) * g[0]
-    tilt = (2.0 * g[1] - 1.0) * (tilt_degrees * math.pi / 180.0)
-    sx = 1.0 + (2.0 * g[2] - 1.0) * scale_jitter
-    sy = 1.0 + (2.0 * g[3] - 1.0) * scale_jitter
-    light = 2.0 * g[6] - 1.0
-
-    lm = landmarks * tf.stack([Wf, Hf])[None, :]  # pixels
-    tip = lm[_NT]
-    eye_vec = lm[_RE] - lm[_LE]
-    roll = tf.atan2(eye_vec[1], tf.maximum(eye_vec[0], 1e-3))
-    c0, s0 = tf.cos(roll), tf.sin(roll)
-    d = lm - tip[None, :]
-    lmx = c0 * d[:, 0] + s0 * d[:, 1]
-    lmy = c0 * d[:, 1] - s0 * d[:, 0]
-    cx = 0.5 * (lmx[_LF] + lmx[_RF])
-    hw = tf.maximum(0.5 * (lmx[_RF] - lmx[_LF]), 2.0)
-    y_bridge = tf.minimum(lmy[_NB], -1.0)
-    y_chin = tf.maximum(lmy[_CH], 2.0)
-    y_mouth = tf.clip_by_value(lmy[_MO], 1.0, y_chin - 1.0)
-    y_eye = tf.minimum(0.5 * (lmy[_LE] + lmy[_RE]), y_bridge)
-    fh = tf.maximum(y_chin - y_bridge, 4.0)
-    y_under = 0.32 * y_mouth  # just below the nose tip
-    top_c = y_under + (y_bridge - y_under) * cov
-
-    ox = (2.0 * g[4] - 1.0) * offset_jitter * 2.0 * hw
-    oy = (2.0 * g[5] - 1.0) * offset_jitter * 2.0 * hw
-
-    # pixel centres -> face frame: rotate about the nose tip, shift, then scale
-    # (vertical scale about the top edge so that coverage keeps its meaning)
-    th = roll + tilt
-    c, s = tf.cos(th), tf.sin(th)
-    ys = tf.range(Hf, dtype=tf.float32)[:, None] + (0.5 - tip[1])
-    xs = tf.range(Wf, dtype=tf.float32)[None, :] + (0.5 - tip[0])
-    lx = (xs * (c / sx) + ys * (s / sx)) - (cx + ox) / sx
-    ly = (ys * (c / sy) - xs * (s / sy)) + (top_c - (oy + top_c) / sy)
-
-    ctx = _Ctx()
-    ctx.H, ctx.W, ctx.size = H, W, size
-    ctx.lx, ctx.ly = lx, ly
-    ctx.alx = tf.abs(lx)
-    ctx.hw, ctx.fh = hw, fh
-    ctx.u = lx * (1.0 / hw)
-    ctx.au = tf.abs(ctx.u)
-    ctx.y_bridge, ctx.y_eye, ctx.y_mouth, ctx.y_chin = y_bridge, y_eye, y_mouth, y_chin
-    ctx.top_c, ctx.cov, ctx.light = top_c, cov, light
-    ctx.pxs = tf.sqrt(sx * sy)  # local units -> pixels
-    ctx.soft = tf.maximum(1.0, size / 200.0)  # anti-aliasing ramp width (px)
-    ctx.aa = ctx.pxs / ctx.soft
-    fw = 2.0 * hw
-    ctx.pu, ctx.pv = lx * (1.0 / fw), ly * (1.0 / fw)  # pattern coordinates (face widths)
-    ctx.fpx = 1.0 / (fw * ctx.pxs)  # one pixel in face widths
-    # grain: a random 64x64 tile of uniform noise (unit variance), tiled over the image
-    tile = tf.random.stateless_uniform([_GRAIN_TILE, _GRAIN_TILE], seed=seeds[3], minval=-1.732, maxval=1.732)
-    reps = tf.stack([(H + _GRAIN_TILE - 1) // _GRAIN_TILE, (W + _GRAIN_TILE - 1) // _GRAIN_TILE])
-    # (weaker on small images: photo noise/texture averages out when downsampled)
-    ctx.grain = tf.tile(tile, reps)[:H, :W] * tf.clip_by_value(size / 160.0, 0.35, 1.0)
-    return ctx
+def _layers(name, frame, style_params):
+  """One style's layers: (body alpha [H, W], body rgb [H, W, 3], shadow [H, W],
+  loops/straps alpha [H, W], loops/straps rgb [3]), each clipped to [0, 1]."""
+  rng = _ParamStream(style_params)  # fresh per style: every style sees the same draws
+  sdf, rgb, extra_alpha, extra_rgb, strength = _RENDERERS[name](frame, rng)
+  body_alpha = _fill(frame, sdf)
+  # soft contact shadow: falls off over ~3% of the face height outside the
+  # mask, strongest above the top edge (the mask stands off the face there)
+  reach = jnp.maximum(1.5, 0.035 * frame.fh)
+  fall = jnp.square(jnp.clip(1.0 - sdf * (1.0 / reach), 0.0, 1.0))
+  above = jnp.clip((frame.y_mouth - frame.ly) * (1.0 / (0.3 * frame.fh)), 0.35, 1.0)
+  shadow = (strength * fall) * above
+  if extra_alpha is None:  # bandana, gaiter: no loops or straps
+    extra_alpha, extra_rgb = jnp.zeros_like(body_alpha), jnp.zeros(3, jnp.float32)
+  body_rgb = jnp.broadcast_to(jnp.clip(rgb, 0.0, 1.0), body_alpha.shape + (3,))
+  return body_alpha, body_rgb, shadow, extra_alpha, jnp.clip(extra_rgb, 0.0, 1.0)
 
 
-# Pure TF ops with only static Python control flow: AutoGraph conversion would add
-# nothing but tens of seconds of tracing time, so it is switched off.
-@tf.autograph.experimental.do_not_convert
-def synthesize_mask(
-    face,
-    landmarks,
-    seed,
-    *,
-    styles=MASK_STYLES,
-    style_weights=None,
-    coverage=(0.0, 1.0),
-    tilt_degrees=8.0,
-    scale_jitter=0.08,
-    offset_jitter=0.03,
-):
-    """Draw a random face mask onto ``face``.
+def render(face, landmarks, draws: MaskDraws, spec: MaskSpec) -> tuple[jax.Array, jax.Array]:
+  """One mask: face float32 [H, W, 3] in [0, 1] (static square shape), landmarks [8, 2]
+  normalised (x, y) in LANDMARK_NAMES order -> (masked [H, W, 3], alpha [H, W, 1]), float32.
 
-    Args:
-      face: float32 [H, W, 3] in [0, 1] (square, any size; static or dynamic shape).
-      landmarks: float32 [8, 2] normalised (x, y), order ``LANDMARK_NAMES``.
-      seed: int32/int64 tensor [2] for the stateless RNG.
-      styles: names from ``MASK_STYLES`` (a single name is accepted too).
-      style_weights: optional non-negative weights, one per entry of ``styles``.
-      coverage: (lo, hi) in [0, 1]; 0 = top edge just under the nose tip,
-        1 = over the nose up to the nose bridge; drawn uniformly from the range.
-      tilt_degrees: max random rotation (about the nose tip) on top of the eye-line roll.
-      scale_jitter: max relative random scale of the mask (independent in x and y).
-      offset_jitter: max random shift, as a fraction of the face width.
+  ``masked = alpha * mask_rgb + (1 - alpha) * face``: alpha is 1 on the mask, 0 away from it
+  (there ``masked == face`` exactly) and below ~0.5 in the soft contact shadow around it.
+  """
+  face = jnp.asarray(face, jnp.float32)
+  landmarks = jnp.asarray(landmarks, jnp.float32).reshape(len(LANDMARK_NAMES), 2)
+  frame = _face_frame(face.shape[:2], landmarks, draws, spec)
 
-    Returns:
-      (masked [H, W, 3] float32 in [0, 1], alpha [H, W, 1] float32 in [0, 1]) with
-      ``masked = alpha * mask_rgb + (1 - alpha) * face``.  ``alpha`` is 1 on the mask,
-      0 away from it (there ``masked == face`` exactly) and below ~0.5 in the soft
-      contact shadow around the mask.
-    """
-    styles = validate_styles(styles)
-    if style_weights is not None:
-        wts = np.asarray(style_weights, np.float64).reshape(-1)
-        if wts.shape[0] != len(styles):
-            raise ValueError(f"style_weights has {wts.shape[0]} entries for {len(styles)} styles")
-        if np.any(wts < 0) or not np.any(wts > 0) or not np.all(np.isfinite(wts)):
-            raise ValueError("style_weights must be finite, non-negative and not all zero")
-    else:
-        wts = np.ones(len(styles))
-    if isinstance(coverage, (int, float)):
-        coverage = (float(coverage), float(coverage))
-    cov_lo, cov_hi = (float(v) for v in coverage)
-    if not 0.0 <= cov_lo <= cov_hi <= 1.0:
-        raise ValueError(f"coverage must satisfy 0 <= lo <= hi <= 1, got {coverage}")
+  names, cdf = _style_choice(spec)
+  branches = [functools.partial(_layers, name, frame, draws.style_params) for name in names]
+  layers = lax.switch(jnp.sum(draws.style >= cdf), branches)
+  body_alpha, body_rgb, shadow, extra_alpha, extra_rgb = layers
 
-    with tf.name_scope("synthesize_mask"):
-        face = tf.convert_to_tensor(face, tf.float32)
-        landmarks = tf.reshape(tf.convert_to_tensor(landmarks, tf.float32), [8, 2])
-        seed = tf.convert_to_tensor(seed)
-        if seed.dtype not in (tf.int32, tf.int64):
-            seed = tf.cast(seed, tf.int64)
-        seeds = tf.random.experimental.stateless_split(seed, num=5)
+  # layers, bottom to top: face, black shadow, mask body, loops/straps
+  keep_face = (1.0 - shadow) * (1.0 - body_alpha) * (1.0 - extra_alpha)
+  premultiplied = (body_rgb * _pixels(body_alpha) * _pixels(1.0 - extra_alpha)
+                   + extra_rgb * _pixels(extra_alpha))
+  masked = jnp.clip(premultiplied + face * _pixels(keep_face), 0.0, 1.0)
+  return masked, _pixels(1.0 - keep_face)
 
-        ctx = _make_ctx(face, landmarks, seeds, (cov_lo, cov_hi), float(tilt_degrees),
-                        float(scale_jitter), float(offset_jitter))
 
-        # drop zero-weight styles so their branches are not even built
-        keep = [i for i in range(len(styles)) if wts[i] > 0]
-        names = [styles[i] for i in keep]
-        probs = wts[keep] / wts[keep].sum()
-        any_extra = any(n not in ("bandana", "gaiter") for n in names)
+def synthesize(faces, landmarks, keys, spec: MaskSpec) -> tuple[jax.Array, jax.Array]:
+  """A batch: faces float32 [B, H, W, 3], landmarks [B, 8, 2], keys: typed key array [B] ->
+  (masked [B, H, W, 3], alpha [B, H, W, 1]).
 
-        def render(name):
-            ctx.rnd = _Rng(seeds[2])  # fresh per branch: every style sees the same draws
-            sdf, rgb, ea, ergb, strength = _RENDERERS[name](ctx)
-            a_b = _fill(ctx, sdf)
-            # soft contact shadow: falls off over ~3% of the face height outside the
-            # mask, strongest above the top edge (the mask stands off the face there)
-            reach = tf.maximum(1.5, 0.035 * ctx.fh)
-            fall = tf.square(tf.clip_by_value(1.0 - sdf * (1.0 / reach), 0.0, 1.0))
-            above = tf.clip_by_value((ctx.y_mouth - ctx.ly) * (1.0 / (0.3 * ctx.fh)), 0.35, 1.0)
-            shadow = (strength * fall) * above
-            out = [a_b, tf.clip_by_value(rgb, 0.0, 1.0), shadow]
-            if any_extra:
-                if ea is None:
-                    ea, ergb = tf.zeros_like(a_b), tf.zeros([3])
-                out += [ea, tf.clip_by_value(ergb, 0.0, 1.0)]
-            return tuple(out)
-
-        if len(names) == 1:
-            outs = render(names[0])
-        else:
-            cdf = tf.constant(np.cumsum(probs)[:-1], tf.float32)
-            u = tf.random.stateless_uniform([], seed=seeds[1], dtype=tf.float32)
-            idx = tf.reduce_sum(tf.cast(u >= cdf, tf.int32))
-            outs = tf.switch_case(idx, [functools.partial(render, n) for n in names])
-
-        a_b, rgb_b, shadow = outs[:3]
-        face_p = tf.transpose(face, [2, 0, 1])
-        # layers, bottom to top: face, black shadow, mask body, loops/straps
-        keep_face = (1.0 - shadow) * (1.0 - a_b)
-        premult = rgb_b * _p(a_b)
-        if any_extra:
-            a_l, rgb_l = outs[3], outs[4]
-            keep_face *= 1.0 - a_l
-            premult = premult * _p(1.0 - a_l) + _c(rgb_l) * _p(a_l)
-        masked_p = tf.clip_by_value(premult + face_p * _p(keep_face), 0.0, 1.0)
-        masked = tf.transpose(masked_p, [1, 2, 0])
-        alpha = (1.0 - keep_face)[..., None]
-        masked = tf.ensure_shape(masked, face.shape)
-        alpha = tf.ensure_shape(alpha, face.shape[:2].concatenate([1]))
-        return masked, alpha
+  lax.map (not vmap) over the examples, so each example's lax.switch runs only its own
+  style's branch (under vmap a switch computes all nine styles)."""
+  draws = jax.vmap(draw)(keys)
+  return lax.map(lambda example: render(*example, spec), (faces, landmarks, draws))

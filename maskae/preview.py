@@ -15,7 +15,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from maskae import input_pipeline, reporting
+from maskae import input_pipeline, pairs, reporting
 
 
 
@@ -36,12 +36,8 @@ COLUMNS = ("masked", "clean", "alpha")
 def sample_pairs(config: ml_collections.ConfigDict, split: str, num: int) -> dict:
   """The first `num` pairs of `split` (fewer if a val / test split is smaller), as numpy arrays."""
   faces = input_pipeline.load_faces(config, split)
-  if split == "train":
-    ds = input_pipeline.train_dataset(faces, config)
-  else:
-    ds = input_pipeline.eval_dataset(faces, config, split, min(num, len(faces)))
-  batch = next(ds.unbatch().batch(num).as_numpy_iterator())
-  return {name: batch[name] for name in COLUMNS}
+  indices = input_pipeline.first_examples(len(faces), config, split, num)
+  return pairs.render_on_host(input_pipeline.gather(faces, indices), config, split)
 
 
 def pair_grid(pairs: dict) -> np.ndarray:

@@ -1,5 +1,6 @@
 """What a run shows and writes: progress display, metric writers, image grids, JSON files."""
 
+import io
 import json
 import os
 import sys
@@ -7,7 +8,6 @@ import time
 
 import numpy as np
 from absl import logging
-from clu import metric_writers
 from PIL import Image
 
 
@@ -47,7 +47,7 @@ class MetricsLog:
 
   def __init__(self, workdir: str, is_chief: bool):
     self.is_chief = is_chief
-    self.writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+    self.writer = _metric_writer(workdir, is_chief)
     self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
 
   def scalars(self, step: int, values: dict) -> None:
@@ -65,6 +65,69 @@ class MetricsLog:
   def close(self) -> None:
     self.writer.flush()
     self.writer.close()
+
+
+def _metric_writer(workdir: str, is_chief: bool):
+  """clu's default writer (TensorBoard summaries through TensorFlow, log lines on other hosts);
+  where TensorFlow is missing, TensorBoardEvents on the first host and log lines elsewhere."""
+  try:
+    from clu import metric_writers  # pylint: disable=import-outside-toplevel  # imports TF
+  except ImportError:
+    return TensorBoardEvents(workdir) if is_chief else _LogLines()
+  return metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+
+
+class TensorBoardEvents:
+  """TensorBoard scalars and images written with the tensorboard package alone (no TensorFlow):
+  the subset of clu's MetricWriter the training loop uses."""
+
+  def __init__(self, logdir: str):
+    from tensorboard.summary.writer import event_file_writer  # pylint: disable=import-outside-toplevel
+    self._events = event_file_writer.EventFileWriter(logdir)
+
+  def _write(self, step: int, values: list) -> None:
+    from tensorboard.compat.proto import event_pb2, summary_pb2  # pylint: disable=import-outside-toplevel
+    self._events.add_event(event_pb2.Event(wall_time=time.time(), step=step,
+                                           summary=summary_pb2.Summary(value=values)))
+
+  def write_scalars(self, step: int, scalars: dict) -> None:
+    from tensorboard.compat.proto import summary_pb2  # pylint: disable=import-outside-toplevel
+    self._write(step, [summary_pb2.Summary.Value(tag=k, simple_value=float(v))
+                       for k, v in scalars.items()])
+
+  def write_images(self, step: int, images: dict) -> None:
+    """`images`: name -> uint8 [1, H, W, 3] (the first image of each is written)."""
+    from tensorboard.compat.proto import summary_pb2  # pylint: disable=import-outside-toplevel
+    values = []
+    for tag, batch in images.items():
+      png = io.BytesIO()
+      Image.fromarray(np.asarray(batch[0], np.uint8)).save(png, format="PNG")
+      values.append(summary_pb2.Summary.Value(tag=tag, image=summary_pb2.Summary.Image(
+          height=batch.shape[1], width=batch.shape[2], colorspace=3,
+          encoded_image_string=png.getvalue())))
+    self._write(step, values)
+
+  def flush(self) -> None:
+    self._events.flush()
+
+  def close(self) -> None:
+    self._events.close()
+
+
+class _LogLines:
+  """Scalars as log lines (what clu's just_logging writer does), for the other hosts."""
+
+  def write_scalars(self, step: int, scalars: dict) -> None:
+    logging.info("[%d] %s", step, ", ".join(f"{k}={v:.6g}" for k, v in scalars.items()))
+
+  def write_images(self, step: int, images: dict) -> None:
+    del step, images
+
+  def flush(self) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
 
 
 class Progress:

@@ -12,7 +12,6 @@ from absl import logging
 
 from maskae import checkpointing, config_files, input_pipeline, models, reporting, run_records
 from maskae import train_step
-from maskae import metrics as metrics_lib
 
 CONFIG_FILE = "config.json"
 
@@ -82,38 +81,21 @@ def eval_batch_size(config: ml_collections.ConfigDict, mesh) -> int:
   return -(-config.data.batch_size // devices) * devices
 
 
-def evaluate(state, eval_step, mesh, dataset, batch_size: int, num_examples: int = 0,
-             with_input: bool = True):
-  """Mean metrics of the model and (with_input) of the masked input over the fixed pairs of
-  `dataset` (input_pipeline.eval_dataset with `batch_size`; build it once and reuse it: tracing
-  the mask graph costs seconds), and the first `num_examples` (masked, output, clean) arrays for a
-  grid."""
+def evaluate(params, apply_fn, eval_step, mesh, feed, batch_size: int, num_examples: int = 0):
+  """Mean metrics of the model and of the masked input over the fixed pairs of `feed` (rendered
+  on the devices), and the first `num_examples` (masked, output, clean) arrays for a grid."""
   sums, count, examples = {}, 0, []
-  for batch in dataset.as_numpy_iterator():
-    n = len(batch["clean"])
-    padded = {k: np.concatenate([v, np.repeat(v[-1:], batch_size - n, 0)]) for k, v in batch.items()}
-    outputs, per_example = eval_step(state.params, state.apply_fn,
-                                     train_step.shard_batch(padded, mesh))
-    for name, values in per_example.items():
-      sums[name] = sums.get(name, 0.0) + float(np.sum(np.asarray(values)[:n]))
-    if with_input:
-      for name, values in _input_metrics(padded).items():
-        sums["input/" + name] = sums.get("input/" + name, 0.0) + float(np.sum(values[:n]))
-    if len(examples) * batch_size < num_examples:
-      examples.append((batch["masked"], np.asarray(outputs)[:n], batch["clean"]))
+  for batch, n in feed.eval_batches(batch_size):
+    images, per_example = eval_step(params, apply_fn, feed.resident,
+                                    train_step.shard_batch(batch, mesh))
+    for name, values in jax.device_get(per_example).items():
+      sums[name] = sums.get(name, 0.0) + float(np.sum(values[:n]))
+    if count < num_examples:
+      examples.append([np.asarray(images[k])[:n] for k in ("masked", "output", "clean")])
     count += n
   means = {k: v / count for k, v in sums.items()}
   grid_columns = [np.concatenate(c)[:num_examples] for c in zip(*examples)] if examples else []
   return means, grid_columns
-
-
-_input_metrics_jit = jax.jit(metrics_lib.image_metrics)
-
-
-def _input_metrics(batch: dict) -> dict:
-  """Metrics of the masked input itself: the do-nothing baseline."""
-  return {k: np.asarray(v) for k, v in
-          _input_metrics_jit(batch["masked"], batch["clean"], batch["alpha"]).items()}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -141,20 +123,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     seconds_before = float(meta.get("train_seconds", 0.0))
     logging.info("resumed from checkpoint at step %d in %s", start_step, manager.directory)
 
-  train_faces = input_pipeline.load_faces(config, "train")
-  val_faces = input_pipeline.load_faces(config, "val")
-  logging.info("faces: %d train, %d val (%s)", len(train_faces), len(val_faces),
-               train_faces.fingerprint)
+  train_feed = input_pipeline.open_feed(config, "train", mesh)
+  val_feed = input_pipeline.open_feed(config, "val", eval_mesh)
+  logging.info("faces: %d train, %d val (%s); %s feed", train_feed.num_faces, val_feed.num_faces,
+               train_feed.fingerprint, train_feed.kind)
   if is_chief:
-    run_records.write(workdir, config, {"train": train_faces, "val": val_faces}, start_step)
-  batches = input_pipeline.train_dataset(
-      train_faces, config, start_step=start_step, process_index=jax.process_index(),
-      process_count=jax.process_count()).as_numpy_iterator()
+    run_records.write(workdir, config, {"train": train_feed, "val": val_feed}, start_step)
+  batches = input_pipeline.to_devices(
+      train_feed.train_batches(config, start_step, jax.process_index(), jax.process_count()),
+      mesh, config.data.prefetch)
   step_fn = train_step.make_train_step(config, mesh)
-  eval_step = train_step.make_eval_step(eval_mesh)
+  eval_step = train_step.make_eval_step(config, eval_mesh, "val")
   val_batch_size = eval_batch_size(config, eval_mesh)
-  val_batches = input_pipeline.eval_dataset(val_faces, config, "val", val_batch_size,
-                                             cache=True)
   log = reporting.MetricsLog(workdir, is_chief)
   progress = reporting.Progress(config.train.steps, start_step, config.train.log_every)
   stop = _StopSignal()
@@ -169,16 +149,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             "examples_seen": step * config.data.batch_size, "train_seconds": train_seconds()}
     checkpointing.save(manager, step, state, meta, eval_metrics)
 
-  input_means = {}  # the masked input's metrics: the same pairs at every evaluation
-
   def run_eval(step):
-    # This host's copy of the (replicated) state: no cross-host transfer onto the local mesh.
-    eval_state = train_step.replicate(jax.tree.map(lambda x: x.addressable_data(0), state),
-                                      eval_mesh)
-    means, columns = evaluate(eval_state, eval_step, eval_mesh, val_batches, val_batch_size,
-                              config.train.num_grid_examples, with_input=not input_means)
-    input_means.update({k: v for k, v in means.items() if k.startswith("input/")})
-    means.update(input_means)
+    # This host's copy of the (replicated) parameters: no cross-host transfer onto the local mesh.
+    params = train_step.replicate(jax.tree.map(lambda x: x.addressable_data(0), state.params),
+                                  eval_mesh)
+    means, columns = evaluate(params, state.apply_fn, eval_step, eval_mesh, val_feed,
+                              val_batch_size, config.train.num_grid_examples)
     log.scalars(step, {**{f"val/{k}": v for k, v in means.items()},
                        "time/train_seconds": train_seconds()})
     grid = reporting.image_grid(columns)
@@ -189,7 +165,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   step, last_eval = start_step, None  # last_eval: (step, means, grid)
   while step < config.train.steps and not stop.requested:
     profile.before_step(step)
-    state, step_metrics = step_fn(state, train_step.shard_batch(next(batches), mesh))
+    state, step_metrics = step_fn(state, train_feed.resident, next(batches))
     step += 1
     profile.after_step(step, step_metrics)
     is_save = step % config.train.checkpoint_every == 0 or step == config.train.steps
@@ -220,7 +196,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   _, means, grid = last_eval if last_eval and last_eval[0] == step else (step, *run_eval(step))
   log.close()
   manager.wait_until_finished()
-  summary = _summary(workdir, step, len(val_faces), means, manager)
+  summary = _summary(workdir, step, val_feed.num_faces, means, manager)
   summary["train_seconds"] = round(train_seconds(), 1)
   if is_chief:
     reporting.save_png(summary["files"]["grid"], grid)

@@ -1,4 +1,5 @@
-"""Train state, losses and the data-parallel train / eval steps (no TensorFlow here).
+"""Train state, losses and the data-parallel train / eval steps, masks drawn inside them (no
+TensorFlow here).
 
 The train step is written per replica in pmap style (local batch in, `lax.pmean` of gradients and
 metrics) and run with `jax.shard_map` under `jax.jit` over a 1-D `data` mesh, with the state
@@ -17,6 +18,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from maskae import metrics as metrics_lib
+from maskae import pairs
 
 DATA_AXIS = "data"
 Batch = dict[str, jax.Array]
@@ -116,42 +118,68 @@ def _logit(p: jax.Array) -> jax.Array:
   return jnp.log(p) - jnp.log1p(-p)
 
 
+def _update(config: ml_collections.ConfigDict, state: TrainState, batch: Batch):
+  """One replica's share of a step on pairs: gradients and metrics averaged over the replicas."""
+  def loss_fn(params):
+    outputs = state.apply_fn({"params": params}, batch["masked"])
+    loss, parts = reconstruction_loss(outputs, batch, config.train)
+    return loss, parts
+
+  (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  grads = lax.pmean(grads, DATA_AXIS)
+  new_state = state.apply_gradients(grads=grads)
+  # param_norm is of the updated parameters, so a non-finite update is caught before saving.
+  step_metrics = lax.pmean({"loss": loss, **parts, "grad_norm": optax.global_norm(grads),
+                            "param_norm": optax.global_norm(new_state.params)}, DATA_AXIS)
+  return new_state, step_metrics
+
+
 def make_train_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Callable:
-  """jit(shard_map(per-replica step)): (state, global batch) -> (new state, metrics)."""
+  """The training loop's step: jit(shard_map): (state, resident faces, feed batch) -> (new state,
+  metrics). Each replica draws its examples' masks (maskae.pairs) and updates on the pairs.
 
-  def per_replica_step(state: TrainState, batch: Batch):
-    def loss_fn(params):
-      outputs = state.apply_fn({"params": params}, batch["masked"])
-      loss, parts = reconstruction_loss(outputs, batch, config.train)
-      return loss, parts
+  `resident` holds the split's faces for the `device` feed ({} for the host feeds)."""
+  spec = pairs.mask_spec(config)
 
-    (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    grads = lax.pmean(grads, DATA_AXIS)
-    new_state = state.apply_gradients(grads=grads)
-    # param_norm is of the updated parameters, so a non-finite update is caught before saving.
-    step_metrics = lax.pmean({"loss": loss, **parts, "grad_norm": optax.global_norm(grads),
-                              "param_norm": optax.global_norm(new_state.params)}, DATA_AXIS)
-    return new_state, step_metrics
+  def per_replica_step(state: TrainState, resident: dict, batch: Batch):
+    return _update(config, state, pairs.make_pairs(batch, resident, config.seed, "train", spec))
 
   # check_vma=False gives pmap semantics: each replica's gradient is its own (with the default
   # check_vma=True, autodiff already sums the cotangents of the replicated parameters over the
   # axis and the pmean would leave N times the mean gradient).
-  step = jax.shard_map(per_replica_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
+  step = jax.shard_map(per_replica_step, mesh=mesh, in_specs=(P(), P(), P(DATA_AXIS)),
                        out_specs=(P(), P()), check_vma=False)
   return jax.jit(step, donate_argnums=(0,))
 
 
-def make_eval_step(mesh: Mesh) -> Callable:
-  """jit(shard_map): (params, apply_fn, batch) -> (outputs, per-example metrics), batch-sharded."""
+def make_pair_train_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Callable:
+  """The step alone on ready-made pairs: jit(shard_map): (state, {"masked", "clean", "alpha"})
+  -> (new state, metrics). For benchmarks and tests of the update itself."""
+  step = jax.shard_map(functools.partial(_update, config), mesh=mesh,
+                       in_specs=(P(), P(DATA_AXIS)), out_specs=(P(), P()), check_vma=False)
+  return jax.jit(step, donate_argnums=(0,))
+
+
+def make_eval_step(config: ml_collections.ConfigDict, mesh: Mesh, split: str) -> Callable:
+  """jit(shard_map): (params, apply_fn, resident faces, feed batch) -> (images, metrics), both
+  per example and batch-sharded: images {"masked", "clean", "alpha", "output"} and metrics
+  {name: model's value} plus {"input/" + name: the masked input's} (the do-nothing baseline)."""
+  spec = pairs.mask_spec(config)
 
   @functools.partial(jax.jit, static_argnums=(1,))
-  def eval_step(params, apply_fn, batch: Batch):
-    def per_replica(params, batch):
-      outputs = apply_fn({"params": params}, batch["masked"])
-      return outputs["output"], metrics_lib.image_metrics(outputs["output"], batch["clean"],
-                                                          batch["alpha"])
-    return jax.shard_map(per_replica, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
-                         out_specs=(P(DATA_AXIS), P(DATA_AXIS)))(params, batch)
+  def eval_step(params, apply_fn, resident: dict, batch: Batch):
+    def per_replica(params, resident, batch):
+      pair = pairs.make_pairs(batch, resident, config.seed, split, spec)
+      output = apply_fn({"params": params}, pair["masked"])["output"]
+      scores = metrics_lib.image_metrics(output, pair["clean"], pair["alpha"])
+      scores.update({f"input/{k}": v for k, v in metrics_lib.image_metrics(
+          pair["masked"], pair["clean"], pair["alpha"]).items()})
+      return {**pair, "output": output}, scores
+    # check_vma=False as in the train step: the mask styles' branches mix per-replica and
+    # constant values, which lax.switch would otherwise have to cast to one kind.
+    return jax.shard_map(per_replica, mesh=mesh, in_specs=(P(), P(), P(DATA_AXIS)),
+                         out_specs=(P(DATA_AXIS), P(DATA_AXIS)), check_vma=False)(
+                             params, resident, batch)
 
   return eval_step
 

@@ -1,0 +1,54 @@
+"""Training and evaluation pairs made on the device, inside the jitted steps.
+
+A feed batch (maskae.input_pipeline) names its examples (`example`: uint32 [b, 2], the high and
+low words of the example counter) and carries their faces (`image` uint8, `landmarks`) or, with
+the faces resident on the devices, their indices (`face`). `make_pairs` turns it into the pair
+the model trains on: `clean` (the face in [0, 1]), `masked` (the face with a mask drawn on it)
+and `alpha` (the mask's opacity). Each mask is drawn from a key folded from (seed, split,
+example) alone, so a pair does not depend on the batch, the device or the host it lands on
+(big_vision's on-device mixup, per example).
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from maskae import masks
+
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+Batch = dict[str, jax.Array]
+
+
+def example_keys(seed: int, split: str, example: jax.Array) -> jax.Array:
+  """Typed PRNG keys [b], one per example id (uint32 [b, 2])."""
+  split_key = jax.random.fold_in(jax.random.key(seed), SPLIT_IDS[split])
+  return jax.vmap(lambda words: jax.random.fold_in(jax.random.fold_in(split_key, words[0]),
+                                                   words[1]))(example)
+
+
+def faces_of(batch: Batch, resident: dict) -> tuple[jax.Array, jax.Array]:
+  """(uint8 images, landmarks) of a batch: carried by it, or gathered from the resident set."""
+  if "face" in batch:
+    return resident["images"][batch["face"]], resident["landmarks"][batch["face"]]
+  return batch["image"], batch["landmarks"]
+
+
+def make_pairs(batch: Batch, resident: dict, seed: int, split: str,
+               spec: masks.MaskSpec) -> Batch:
+  """{"masked", "clean", "alpha"} float32 for a feed batch (see the module docstring)."""
+  images, landmarks = faces_of(batch, resident)
+  clean = images.astype(jnp.float32) * (1.0 / 255.0)
+  masked, alpha = masks.synthesize(clean, landmarks, example_keys(seed, split, batch["example"]),
+                                   spec)
+  return {"masked": masked, "clean": clean, "alpha": alpha}
+
+
+def mask_spec(config: ml_collections.ConfigDict) -> masks.MaskSpec:
+  """The config's data.mask block as a MaskSpec (validated)."""
+  return masks.MaskSpec.from_config(config.data.mask)
+
+
+def render_on_host(batch: Batch, config: ml_collections.ConfigDict, split: str) -> dict:
+  """`make_pairs` of a host-feed batch on the default device, as numpy arrays (previews)."""
+  render = jax.jit(make_pairs, static_argnums=(2, 3, 4))
+  return jax.device_get(render(batch, {}, config.seed, split, mask_spec(config)))
