@@ -155,8 +155,11 @@ def make_train_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Callable:
 def make_pair_train_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Callable:
   """The step alone on ready-made pairs: jit(shard_map): (state, {"masked", "clean", "alpha"})
   -> (new state, metrics). For benchmarks and tests of the update itself."""
-  step = jax.shard_map(functools.partial(_update, config), mesh=mesh,
-                       in_specs=(P(), P(DATA_AXIS)), out_specs=(P(), P()), check_vma=False)
+  def per_replica_step(state: TrainState, batch: Batch):
+    return _update(config, state, batch)
+
+  step = jax.shard_map(per_replica_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
+                       out_specs=(P(), P()), check_vma=False)
   return jax.jit(step, donate_argnums=(0,))
 
 
