@@ -780,14 +780,18 @@ def _style_cloth_plaid(frame, rng):
   return sdf, rgb, loops, loop_rgb, rng.uniform(0.28, 0.40)
 
 
-def _flowers(frame, a, b, period, c1, c2, c3):
-  """Small 5-petal flowers on a staggered grid with per-cell rotation and colour."""
+def _staggered_cell(a, b, period):
+  """Cells of a grid of `period` whose rows are shifted by half a cell: (per-cell hash in [0, 1),
+  x and y within the cell in [-0.5, 0.5), and the grid coordinates qx, qy)."""
   qy = b * (1.0 / period)
   row = jnp.floor(qy)
   qx = a * (1.0 / period) + 0.5 * row
-  hsh = _hash2(jnp.floor(qx), row)
-  fx = _fract(qx) - 0.5
-  fy = _fract(qy) - 0.5
+  return _hash2(jnp.floor(qx), row), _fract(qx) - 0.5, _fract(qy) - 0.5, qx, qy
+
+
+def _flowers(frame, a, b, period, c1, c2, c3):
+  """Small 5-petal flowers on a staggered grid with per-cell rotation and colour."""
+  hsh, fx, fy, _, _ = _staggered_cell(a, b, period)
   rr = jnp.sqrt(fx * fx + fy * fy + 1e-12)
   th = _atan2(fy, fx) + hsh * 6.2832
   rad = 0.30 * (0.62 + 0.38 * _cos(5.0 * th))
@@ -850,12 +854,7 @@ def _style_plain_dark(frame, rng):
 def _paisley(frame, a, b, period):
   """Paisley-ish curled teardrops (outline + inner dot) on a staggered grid, with
   tiny filler dots.  Returns motif coverage [H, W] (faded when too small to resolve)."""
-  qy = b * (1.0 / period)
-  row = jnp.floor(qy)
-  qx = a * (1.0 / period) + 0.5 * row
-  hsh = _hash2(jnp.floor(qx), row)
-  fx = _fract(qx) - 0.5
-  fy = _fract(qy) - 0.5
+  hsh, fx, fy, qx, qy = _staggered_cell(a, b, period)
   # drop body: circle of radius R with a gaussian "tail" bump in direction th0;
   # the tail direction drifts with radius so the tail curls.
   R = 0.17

@@ -198,6 +198,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   manager.wait_until_finished()
   summary = _summary(workdir, step, val_feed.num_faces, means, manager)
   summary["train_seconds"] = round(train_seconds(), 1)
+  memory = jax.local_devices()[0].memory_stats()  # None on CPU, where it is host memory
+  if memory and "peak_bytes_in_use" in memory:
+    summary["device_memory_peak_bytes"] = int(memory["peak_bytes_in_use"])
   if is_chief:
     reporting.save_png(summary["files"]["grid"], grid)
     reporting.write_json(summary["files"]["metrics"], summary)

@@ -52,6 +52,35 @@ def test_profile_step_lists_the_costliest_ops(tmp_path):
   assert len(lines) == 7 and "conv" in result.stdout
 
 
+def _table_row(output: str, first_cells: list[str]) -> list[str]:
+  """The cells of the markdown table row of `output` that starts with `first_cells`."""
+  for line in output.splitlines():
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    if line.startswith("|") and cells[:len(first_cells)] == first_cells:
+      return cells
+  raise AssertionError(f"no row {first_cells} in:\n{output}")
+
+
+def test_end_to_end_benchmark_times_every_variant_against_the_step(tmp_path):
+  output = _run("end_to_end.py", tmp_path, "| config | size | batch | step alone img/s |",
+                "--before", "065b144")
+  row = _table_row(output, ["paper", "32", "8"])
+  alone, device, device_ratio, host, host_ratio = map(float, row[3:8])
+  assert alone > 0 and device > 0 and host > 0
+  assert abs(device_ratio - device / alone) < 0.01 * device_ratio + 0.01
+  assert abs(host_ratio - host / alone) < 0.01 * host_ratio + 0.01
+  before = subprocess.run(["git", "-C", REPO, "cat-file", "-e", "065b144"], capture_output=True)
+  assert (row[8] != "n/a") == (before.returncode == 0), row  # the TF pipeline, where it exists
+  masks_row = _table_row(output, ["32", "8"])
+  assert float(masks_row[2]) > 0
+
+
+def test_memory_benchmark_reports_the_peak_of_a_run(tmp_path):
+  output = _run("memory.py", tmp_path, "| config  | steps | code          | peak host RSS (MiB) |")
+  row = _table_row(output, ["default", "2", "this checkout"])
+  assert 100 < float(row[3]) < 24 * 1024 and row[4] == "n/a"  # CPU: no device figure
+
+
 def test_batch_sizes_benchmark(tmp_path):
   output = _run("batch_sizes.py", tmp_path, "| model   | batch | images/s (batch on device) |",
                 "--override", "model.upsampling=bilinear")
