@@ -173,11 +173,10 @@ def decode_images(paths: list[str], size: int,
   return images[:count], [p for p, _ in skipped]
 
 
-def load_tfds(data: ml_collections.ConfigDict, split: str) -> tuple[np.ndarray, str]:
-  """Images of `split` of a prepared TFDS dataset, centre-cropped and resized with TF ops into
-  uint8 [N, S, S, 3] (TFDS's deterministic order), and a fingerprint string."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel  # only the tfds source needs TF
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+def open_tfds(data: ml_collections.ConfigDict, split: str):
+  """(builder, TFDS split string, image key, number of examples) of `split` of the prepared TFDS
+  dataset data.tfds_name in data.tfds_data_dir, every name checked with a one-line error."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  # needs TF
   if not data.tfds_name:
     raise ValueError("data.tfds_name is empty; set it to a TFDS dataset name (data.source=tfds)")
   if split not in data.tfds_splits:
@@ -200,22 +199,61 @@ def load_tfds(data: ml_collections.ConfigDict, split: str) -> tuple[np.ndarray, 
                      f'{builder.info.full_name}; features: {", ".join(features.keys())}')
   try:
     count = builder.info.splits[split_spec].num_examples
-    ds = builder.as_dataset(split=split_spec, shuffle_files=False)
   except (KeyError, ValueError) as e:
     first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise ValueError(f'data.tfds_splits.{split}="{split_spec}" is not a valid split of '
                      f"{builder.info.full_name}: {first_line}") from None
+  if not count:
+    raise ValueError(f'data.tfds_splits.{split}="{split_spec}" of {builder.info.full_name} '
+                     "has no examples")
+  return builder, split_spec, key, count
+
+
+def load_tfds(data: ml_collections.ConfigDict, split: str) -> tuple[np.ndarray, str]:
+  """Images of `split` of a prepared TFDS dataset, centre-cropped and resized with TF ops into
+  uint8 [N, S, S, 3] (TFDS's deterministic order), and a fingerprint string."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  # only the tfds source needs TF
+  builder, split_spec, key, count = open_tfds(data, split)
   size = data.image_size
-  ds = ds.map(lambda example: square_resize(example[key], size),
-              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if is_array_record(builder):  # random access only: read record by record
+    read = tfds_record_reader(builder, split_spec, key)
+    ds = tf.data.Dataset.range(count).map(lambda i: square_resize(read(i), size),
+                                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  else:
+    ds = builder.as_dataset(split=split_spec, shuffle_files=False)
+    ds = ds.map(lambda example: square_resize(example[key], size),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   images, filled = np.empty((count, size, size, 3), np.uint8), 0
   for batch in ds.batch(256).prefetch(2).as_numpy_iterator():
     images[filled:filled + len(batch)] = batch
     filled += len(batch)
-  if not filled:
-    raise ValueError(f'data.tfds_splits.{split}="{split_spec}" of {builder.info.full_name} '
-                     "has no examples")
-  return images, f"tfds:{builder.info.full_name}:split={split_spec}:n={filled}"
+  return images[:filled], tfds_fingerprint(builder, split_spec, filled)
+
+
+def is_array_record(builder) -> bool:
+  """Whether a prepared TFDS dataset is in the random-access array_record format."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  return builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD
+
+
+def tfds_record_reader(builder, split_spec: str, key: str):
+  """A TF function: record index -> that record's uint8 image [H, W, C], read by random access
+  from an array_record TFDS split (builder.as_data_source)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  records = builder.as_data_source(split=split_spec)
+  channels = builder.info.features[key].shape[-1]
+
+  def read(index):
+    image = tf.numpy_function(lambda i: np.asarray(records[int(i)][key], np.uint8), [index],
+                              tf.uint8, stateful=False)
+    return tf.ensure_shape(image, (None, None, channels))
+
+  return read
+
+
+def tfds_fingerprint(builder, split_spec: str, count: int) -> str:
+  """Names a TFDS split."""
+  return f"tfds:{builder.info.full_name}:split={split_spec}:n={count}"
 
 
 def square_resize(image, size: int):

@@ -1,11 +1,13 @@
-"""The `stream` feed: tf.data decodes each face from its file when a batch needs it (needs
-TensorFlow), for folders of faces larger than host memory.
+"""The `stream` feed: tf.data decodes each face when a batch needs it (needs TensorFlow), for
+face sets larger than host memory: a folder (each file read by maskae.face_sources.read_rgb) or
+a TFDS dataset prepared in the random-access array_record format (`tfds build ...
+--file_format=array_record`; each record cropped and resized by face_sources.square_resize).
 
-It gives the same examples in the same order as the in-memory feeds (maskae.input_pipeline's
-train_indices / eval_indices pick the faces; maskae.face_sources.read_rgb decodes them), as
-uint8 `image` batches beside `landmarks` and `example`; the masks are drawn on the devices as
-for every feed. Unlike the in-memory folder source it cannot skip unreadable files (that would
-need every file decoded first): one fails the run with its path.
+It gives the same examples in the same order, with the same pixels, as the in-memory feeds
+(maskae.input_pipeline's train_indices / eval_indices pick the faces), as uint8 `image` batches
+beside `landmarks` and `example`; the masks are drawn on the devices as for every feed. Unlike
+the in-memory folder source it cannot skip unreadable files (that would need every file decoded
+first): one fails the run with its path.
 """
 
 from typing import Iterator
@@ -18,40 +20,59 @@ from maskae import face_sources, input_pipeline
 
 
 class StreamFeed:
-  """One split of a folder source, read through tf.data (see the module docstring)."""
+  """One split of a folder or TFDS source, read through tf.data (see the module docstring)."""
 
   kind = "stream"
   resident: dict = {}
 
   def __init__(self, config: ml_collections.ConfigDict, split: str):
     data = config.data
-    if data.source != "folder":
-      raise ValueError(f'data.feed=stream reads the folder source, not data.source="'
-                       f'{data.source}" (use data.feed=auto for it)')
-    self.paths = face_sources.folder_split(data, split)
     self.size = data.image_size
+    if data.source == "folder":
+      self.paths = face_sources.folder_split(data, split)
+      self.num_faces = len(self.paths)
+      self.fingerprint = face_sources.folder_fingerprint(data.folder, split, self.paths)
+      self.decode = self._decode_file
+    elif data.source == "tfds":
+      builder, split_spec, key, self.num_faces = face_sources.open_tfds(data, split)
+      if not face_sources.is_array_record(builder):
+        raise ValueError(f"data.feed=stream reads TFDS datasets prepared in the random-access "
+                         f"array_record format (tfds build ... --file_format=array_record); "
+                         f"{builder.info.full_name} in {builder.data_dir} is "
+                         f"{builder.info.file_format}")
+      self.read_record = face_sources.tfds_record_reader(builder, split_spec, key)
+      self.fingerprint = face_sources.tfds_fingerprint(builder, split_spec, self.num_faces)
+      self.decode = self._decode_record
+    else:
+      raise ValueError(f'data.feed=stream reads the folder and tfds sources, not data.source="'
+                       f'{data.source}" (use data.feed=auto for it)')
+    self.fingerprint += ":stream"
     self.landmarks = face_sources.landmark_template(data.landmark_template).astype(np.float32)
     self.parallel_calls = tf.data.AUTOTUNE if data.num_parallel_calls < 0 else data.num_parallel_calls
     self.prefetch = data.prefetch
-    self.num_faces = len(self.paths)
-    self.fingerprint = face_sources.folder_fingerprint(data.folder, split, self.paths) + ":stream"
 
   def __len__(self) -> int:
     return self.num_faces
 
-  def _read(self, face: np.ndarray) -> np.ndarray:
+  def _read_file(self, face: np.ndarray) -> np.ndarray:
     path = self.paths[int(face)]
     try:
       return face_sources.read_rgb(path, self.size)
     except face_sources.UNREADABLE_ERRORS as e:
       raise ValueError(f"data.feed=stream: cannot decode {path} ({type(e).__name__}: {e})") from None
 
+  def _decode_file(self, face: tf.Tensor) -> tf.Tensor:
+    return tf.numpy_function(self._read_file, [face], tf.uint8, stateful=False)
+
+  def _decode_record(self, face: tf.Tensor) -> tf.Tensor:
+    return face_sources.square_resize(self.read_record(face), self.size)
+
   def _decoded(self, indices: tf.data.Dataset, batch_size: int) -> Iterator[dict]:
     """Per-example (face, example) -> batches of {"image", "landmarks", "example"}."""
     size, landmarks = self.size, tf.constant(self.landmarks)
 
     def decode(face, example):
-      image = tf.numpy_function(self._read, [face], tf.uint8, stateful=False)
+      image = self.decode(face)
       return {"image": tf.ensure_shape(image, (size, size, 3)), "landmarks": landmarks,
               "example": example}
 

@@ -374,3 +374,37 @@ def test_utkface_loads_through_list_files(tmp_path):
   assert all(image.std() > 10 for image in train)  # real photos, not blank
   val = face_sources.load(data, "val", 0)[0]
   assert len(val) == 500
+
+
+def test_stream_feed_reads_an_array_record_tfds_dataset_like_the_in_memory_source(
+    manual_dir, tfds_dir, tmp_path):
+  """data.feed=stream gives the in-memory TFDS source's examples, pixels included, from an
+  array_record build, and names the format it needs for a tfrecord one."""
+  from maskae import input_pipeline, streaming, train_step
+  import jax
+  data_dir = tmp_path / "array_record"
+  face_folder.Builder(data_dir=str(data_dir), file_format="array_record").download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  config = default.get_config()
+  config.data.update(source="tfds", tfds_name="face_folder", tfds_data_dir=str(data_dir),
+                     image_size=SIZE, batch_size=4, feed="stream")
+  mesh = train_step.data_mesh(jax.devices()[:1])
+  for split in ("train", "val"):
+    stream = streaming.StreamFeed(config, split)
+    in_memory = input_pipeline.Feed(input_pipeline.load_faces(config, split), "host", mesh)
+    assert len(stream) == len(in_memory) > 0
+    for (a, count_a), (b, count_b) in zip(stream.eval_batches(2), in_memory.eval_batches(2)):
+      assert count_a == count_b
+      for key in b:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+  train_stream = streaming.StreamFeed(config, "train").train_batches(config, 3)
+  train_memory = input_pipeline.Feed(input_pipeline.load_faces(config, "train"), "host",
+                                     mesh).train_batches(config, 3)
+  for _ in range(2):
+    a, b = next(train_stream), next(train_memory)
+    for key in b:
+      np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+  config.data.tfds_data_dir = str(tfds_dir)  # prepared as tfrecord
+  with pytest.raises(ValueError, match="data.feed=stream reads TFDS datasets prepared in the "
+                                       "random-access array_record format"):
+    streaming.StreamFeed(config, "train")

@@ -149,9 +149,10 @@ def _upright_rgb(data: bytes):
     return np.asarray(im.convert("RGB"), np.uint8)
 
 
-def build(manual_dir: str, data_dir: str) -> tfds.core.DatasetBuilder:
-  """Builds (or reuses) the dataset from `manual_dir` in `data_dir`; returns the builder."""
-  builder = Builder(data_dir=os.path.expanduser(data_dir))
+def build(manual_dir: str, data_dir: str, file_format: str = "tfrecord") -> tfds.core.DatasetBuilder:
+  """Builds (or reuses) the dataset from `manual_dir` in `data_dir` as `file_format` (tfrecord,
+  or array_record for maskae's data.feed=stream); returns the builder."""
+  builder = Builder(data_dir=os.path.expanduser(data_dir), file_format=file_format)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=os.path.expanduser(manual_dir)))
   return builder
@@ -160,7 +161,7 @@ def build(manual_dir: str, data_dir: str) -> tfds.core.DatasetBuilder:
 def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  builder = build(flags.FLAGS.manual_dir, flags.FLAGS.data_dir)
+  builder = build(flags.FLAGS.manual_dir, flags.FLAGS.data_dir, flags.FLAGS.file_format)
   splits = ", ".join(f"{name} {split.num_examples}" for name, split in builder.info.splits.items())
   print(f"face_folder: {builder.info.full_name} in {builder.data_dir} ({splits})", flush=True)
 
@@ -168,4 +169,6 @@ def _main(argv):
 if __name__ == "__main__":
   flags.DEFINE_string("manual_dir", None, "Folder of face photos (see above).", required=True)
   flags.DEFINE_string("data_dir", None, "TFDS data dir to write the dataset into.", required=True)
+  flags.DEFINE_enum("file_format", "tfrecord", ["tfrecord", "array_record"], "Record format; "
+                    "array_record gives the random access that maskae's data.feed=stream needs.")
   app.run(_main)
