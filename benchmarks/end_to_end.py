@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 
 if __package__ in (None, ""):  # run as a file: the repository root holds `benchmarks`
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -42,8 +41,7 @@ FULL = dict(configs="paper,utkface", sizes="128,256", batch_sizes="32", num_face
             reps=3, warmup=2, before="065b144")
 QUICK = dict(configs="paper", sizes="32", batch_sizes="8", num_faces=16, steps=2, reps=1,
              warmup=1, before="")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-UTKFACE = os.path.join(REPO, "..", "shared", "data", "utkface")
+UTKFACE = os.path.join(report.REPO, "..", "shared", "data", "utkface")
 HEADER = ["config", "size", "batch", "step alone img/s", "device feed img/s", "/ step",
           "host feed img/s", "/ step", "before img/s", "device feed / before"]
 PACKAGES = ("jax", "jaxlib", "flax", "numpy", "tensorflow-cpu")
@@ -54,25 +52,13 @@ def load_before(revision: str):
   module; None where TensorFlow or the revision is missing."""
   if importlib.util.find_spec("tensorflow") is None:
     return None
-
-  def source(path):
-    return subprocess.run(["git", "-C", REPO, "show", f"{revision}:{path}"], check=True,
-                          capture_output=True, text=True).stdout
-
-  def module(name, text, **names):
-    mod = types.ModuleType(name)
-    mod.__dict__.update(names)
-    sys.modules[name] = mod  # dataclasses look their module up
-    exec(compile(text, f"{revision}:{name}", "exec"), mod.__dict__)  # pylint: disable=exec-used
-    return mod
-
   try:
-    old_masks = module("before_masks", source("maskae/masks.py"))
-    text = source("maskae/input_pipeline.py").replace(
-        "from maskae import face_sources, masks", "from maskae import face_sources")
+    old_masks = report.module_at_revision("maskae/masks.py", revision, "before_masks")
+    return report.module_at_revision(
+        "maskae/input_pipeline.py", revision, "before_input_pipeline", masks=old_masks,
+        source_edits=[("from maskae import face_sources, masks", "from maskae import face_sources")])
   except (OSError, subprocess.CalledProcessError):
     return None
-  return module("before_input_pipeline", text, masks=old_masks)
 
 
 def bench_config(name: str, size: int, batch_size: int, num_faces: int):

@@ -4,9 +4,12 @@ import datetime
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import types
 from importlib import metadata
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
 LOADED = 2.5  # 1-minute load average above which a run is marked as made on a loaded machine
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "tensorflow-cpu", "keras")
@@ -114,3 +117,18 @@ def append(path: str, title: str, body: str, load_log: LoadLog, packages=PACKAGE
       f.write("# Benchmark results\n\nAppended by the scripts in benchmarks/ (newest last).\n")
     f.write(section)
   print(f"appended to {path}", flush=True)
+
+
+def module_at_revision(path: str, revision: str, name: str, source_edits=(), **names):
+  """The repository file `path` as it was at git `revision`, imported as module `name` (with
+  `names` preset in it and each (old, new) of `source_edits` replaced in its source first), to
+  compare against what replaced it. Raises subprocess.CalledProcessError if git cannot show it."""
+  source = subprocess.run(["git", "-C", REPO, "show", f"{revision}:{path}"], check=True,
+                          capture_output=True, text=True).stdout
+  for old, new in source_edits:
+    source = source.replace(old, new)
+  module = types.ModuleType(name)
+  module.__dict__.update(names)
+  sys.modules[name] = module  # dataclasses look their module up
+  exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)  # pylint: disable=exec-used
+  return module

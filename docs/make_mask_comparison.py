@@ -10,11 +10,8 @@ the mean / max absolute difference of `masked` and `alpha` per style (and for th
 switch) and writes a grid, one row per style: clean face | old TF | new JAX | |difference| x 10.
 """
 
-import importlib.util
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +22,7 @@ sys.path.insert(0, REPO)
 
 import jax  # noqa: E402  (after the sys.path line, like the maskae imports)
 
+from benchmarks import report  # noqa: E402
 from maskae import faces, masks  # noqa: E402
 
 OLD_REVISION = "065b144"
@@ -37,17 +35,7 @@ COLUMNS = ("clean", "old TF", "new JAX", "|diff| x10")
 
 def load_old_masks():
   """maskae/masks.py at OLD_REVISION, imported as the module `old_tf_masks`."""
-  source = subprocess.run(["git", "show", f"{OLD_REVISION}:maskae/masks.py"], cwd=REPO,
-                          check=True, capture_output=True, text=True).stdout
-  with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-    f.write(source)
-  try:
-    spec = importlib.util.spec_from_file_location("old_tf_masks", f.name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-  finally:
-    os.unlink(f.name)
-  return module
+  return report.module_at_revision("maskae/masks.py", OLD_REVISION, "old_tf_masks")
 
 
 def tf_draws(seed) -> masks.MaskDraws:
