@@ -48,7 +48,9 @@ def mask_spec(config: ml_collections.ConfigDict) -> masks.MaskSpec:
   return masks.MaskSpec.from_config(config.data.mask)
 
 
+_make_pairs_jit = jax.jit(make_pairs, static_argnums=(2, 3, 4))  # one trace per batch shape
+
+
 def render_on_host(batch: Batch, config: ml_collections.ConfigDict, split: str) -> dict:
   """`make_pairs` of a host-feed batch on the default device, as numpy arrays (previews)."""
-  render = jax.jit(make_pairs, static_argnums=(2, 3, 4))
-  return jax.device_get(render(batch, {}, config.seed, split, mask_spec(config)))
+  return jax.device_get(_make_pairs_jit(batch, {}, config.seed, split, mask_spec(config)))
