@@ -27,12 +27,13 @@ def main() -> None:
   parser.add_argument("--split", default="val", choices=("val", "test"))
   parser.add_argument("--num", type=int, default=100, help="pairs scored")
   args = parser.parse_args()
-  from maskae import input_pipeline, inference, metrics, pairs
+  from maskae import input_pipeline, inference, metrics, pairs, workdir
 
-  config = inference.read_config(args.workdir)
+  run_dir = workdir.Workdir(args.workdir)
+  config = run_dir.trained_config()
   if not config.model.mask_head:
     raise SystemExit(f"mask_head: {args.workdir} was trained without model.mask_head")
-  trained = inference.restore(args.workdir, config)
+  trained = inference.restore(run_dir, config)
   faces = input_pipeline.load_faces(config, args.split)
   indices = input_pipeline.first_examples(len(faces), config, args.split, args.num)
   batch = pairs.render_on_host(input_pipeline.gather(faces, indices), config, args.split)

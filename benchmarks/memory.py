@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # run as a file: the repository root holds `bench
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import report
+from maskae import workdir as workdir_lib
 
 FULL = dict(configs="default,utkface", steps="100,30", before="065b144")
 QUICK = dict(configs="default", steps="2", before="")
@@ -48,7 +49,7 @@ def run(code_root: str, config: str, steps: int, workdir: str, extra=()) -> dict
     _, status, usage = os.wait4(process.pid, 0)
   if os.waitstatus_to_exitcode(status):
     raise SystemExit(f"memory: {' '.join(command)} failed; see {log.name}")
-  with open(os.path.join(workdir, "metrics.json")) as f:
+  with open(os.path.join(workdir, workdir_lib.METRICS_FILE)) as f:
     peak = json.load(f).get("device_memory_peak_bytes")
   return {"rss": usage.ru_maxrss / 1024, "device": None if peak is None else peak / 2**20,
           "seconds": time.perf_counter() - start}

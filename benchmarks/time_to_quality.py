@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a file: the repository root holds `bench
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import report
+from maskae import workdir as workdir_lib
 
 MARGINS_DB = (2.0, 4.0)
 REFERENCE = "telea"
@@ -29,7 +30,7 @@ REFERENCE = "telea"
 
 def validation_curve(workdir: str) -> list[dict]:
   """The validation records of `workdir`/metrics.jsonl that carry a training time, by step."""
-  path = os.path.join(workdir, "metrics.jsonl")
+  path = workdir_lib.Workdir(workdir).file(workdir_lib.METRICS_LOG_FILE)
   if not os.path.isfile(path):
     raise SystemExit(f"time_to_quality: no such file: {path} (train the run first)")
   with open(path) as f:
@@ -43,7 +44,7 @@ def validation_curve(workdir: str) -> list[dict]:
 
 def baseline_scores(workdir: str) -> dict:
   """{method: metrics} of `workdir`/eval/val/summary.json."""
-  path = os.path.join(workdir, "eval", "val", "summary.json")
+  path = os.path.join(workdir_lib.Workdir(workdir).eval_dir("val"), "summary.json")
   if not os.path.isfile(path):
     raise SystemExit(f"time_to_quality: no such file: {path} (run --mode=evaluate --split=val)")
   with open(path) as f:

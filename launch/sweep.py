@@ -34,15 +34,18 @@ import sys
 import time
 
 from absl import app, flags
+from ml_collections import config_flags
 
 from launch import sweep_spec
-from maskae import config_files
+from maskae import config_checks, config_files, errors
+from maskae import workdir as workdir_lib
+from maskae.errors import UserError
 
 SWEEP_FILE = "sweep.json"
 STATE_FILE = "sweep_state.json"
 TRIAL_FILE = "trial.json"
 LOG_FILE = "train.log"
-METRICS_FILE = "metrics.json"
+METRICS_FILE = workdir_lib.METRICS_FILE
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def define_flags() -> None:
@@ -94,8 +97,8 @@ def parse_flags(argv: list[str]) -> tuple[list[str], list[str]]:
   try:
     return flags.FLAGS(rest), extra
   except flags.Error as error:
-    sys.stderr.write(f"FATAL Flags parsing error: {error}\n")
-    sys.exit(1)
+    errors.fail(str(error), "launch.sweep")
+    raise  # not reached
 
 
 def load_sweep(config_path: str) -> list[dict]:
@@ -103,7 +106,7 @@ def load_sweep(config_path: str) -> list[dict]:
   module = config_files.load_module(config_path)
   for name in ("get_config", "get_sweep"):
     if not hasattr(module, name):
-      raise AttributeError(f"{config_path}: a sweep config must define {name}()")
+      raise UserError(f"{config_path}: a sweep config must define {name}()")
   return sweep_spec.validate(module.get_sweep())
 
 
@@ -114,13 +117,37 @@ def plan(config_path: str, sweep_dir: str, extra_flags: list[str]) -> list[Trial
   for flag in extra_flags:
     key = flag[len("--config."):].split("=", 1)[0]
     if key in keys:
-      raise ValueError(f"{flag}: {key} is set by the sweep in {config_path}; remove the flag")
+      raise UserError(f"{flag}: {key} is set by the sweep in {config_path}; remove the flag")
   swept = sweep_spec.swept_keys(overrides)
   trials = []
   for index, trial in enumerate(overrides):
     name = sweep_spec.trial_name(index, trial, swept, len(overrides))
     trials.append(Trial(index, name, trial, os.path.join(sweep_dir, name)))
   return trials
+
+
+def trial_config(trial: Trial, config_path: str, extra_flags: list[str]):
+  """The resolved config a trial's maskae.main will run (the same flags, parsed the same way)."""
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", config_path, flag_values=values, lock_config=True)
+  try:
+    values(["launch.sweep", "--config", config_path, *extra_flags,
+            *sweep_spec.to_flags(trial.overrides)])
+    return values.config
+  except Exception as e:  # pylint: disable=broad-except  # config_flags raises several kinds
+    raise UserError(f"trial {trial.name}: {' '.join(str(e).split())}") from None
+
+
+def validate_trials(trials: list[Trial], config_path: str, extra_flags: list[str]) -> None:
+  """Raises one UserError naming every trial whose config is invalid, and its bad keys."""
+  found = []
+  for trial in trials:
+    problems = config_checks.problems(trial_config(trial, config_path, extra_flags))
+    if problems:
+      found.append(f"trial {trial.name}: {'; '.join(problems)}")
+  if found:
+    raise UserError(f"{len(found)} of {len(trials)} trials have bad configs (nothing was run): "
+                    + " | ".join(found))
 
 
 def record_plan(config_path: str, sweep_dir: str, extra_flags: list[str],
@@ -135,13 +162,13 @@ def record_plan(config_path: str, sweep_dir: str, extra_flags: list[str],
   if os.path.exists(path):
     with open(path) as f:
       recorded = json.load(f)
-    differ = [key for key in record if recorded.get(key) != record[key]]
+    differ = workdir_lib.differences(recorded, record)
     if differ:
-      raise ValueError(f"{path}: this sweep workdir holds a different sweep ({', '.join(differ)} "
+      raise UserError(f"{path}: this sweep workdir holds a different sweep ({', '.join(differ)} "
                        "differ); use a new --workdir")
     return
   os.makedirs(sweep_dir, exist_ok=True)
-  _write_text(path, json.dumps(record, indent=2) + "\n")
+  workdir_lib.write_json(path, record)
 
 
 def trial_command(trial: Trial, config_path: str, extra_flags: list[str]) -> list[str]:
@@ -173,7 +200,7 @@ def run_trial(trial: Trial, config_path: str, extra_flags: list[str], gpu: str |
   record = {"status": "running", "attempts": trial_status(trial)["attempts"] + 1, "gpu": gpu,
             "command": shlex.join(command), "started": _now()}
   record_path = os.path.join(trial.workdir, TRIAL_FILE)
-  _write_text(record_path, json.dumps(record, indent=2) + "\n")
+  workdir_lib.write_json(record_path, record)
   start = time.time()
   with open(os.path.join(trial.workdir, LOG_FILE), "a") as log:
     log.write(f"=== launch.sweep attempt {record['attempts']} at {record['started']}"
@@ -184,7 +211,7 @@ def run_trial(trial: Trial, config_path: str, extra_flags: list[str], gpu: str |
   status = "done" if trial.finished else ("failed" if returncode else "stopped")
   record.update(status=status, returncode=returncode, finished=_now(),
                 seconds=round(time.time() - start, 1))
-  _write_text(record_path, json.dumps(record, indent=2) + "\n")
+  workdir_lib.write_json(record_path, record)
   return record
 
 
@@ -225,7 +252,7 @@ def write_state(sweep_dir: str, trials: list[Trial]) -> dict:
   for entry in entries:
     counts[entry["status"]] = counts.get(entry["status"], 0) + 1
   state = {"updated": _now(), "counts": counts, "trials": entries}
-  _write_text(os.path.join(sweep_dir, STATE_FILE), json.dumps(state, indent=2) + "\n")
+  workdir_lib.write_json(os.path.join(sweep_dir, STATE_FILE), state)
   return state
 
 
@@ -252,7 +279,7 @@ def aggregate(trials: list[Trial], sweep_dir: str, metric: str, mode: str) -> li
   done = [row for row in rows if row["status"] == "done"]
   if done and not any(metric in row for row in done):
     available = sorted(k for k in done[0] if k not in ("index", "name", "status", *swept))
-    raise ValueError(f"--metric {metric} is not in {done[0]['name']}/{METRICS_FILE}; "
+    raise UserError(f"--metric {metric} is not in {done[0]['name']}/{METRICS_FILE}; "
                      f"available: {', '.join(available)}")
   sign = -1 if mode == "max" else 1
   ranked = sorted((row for row in done if math.isfinite(row.get(metric, math.nan))),
@@ -277,7 +304,7 @@ def _write_csv(path: str, rows: list[dict], swept: list[str], metric: str) -> No
   writer.writeheader()
   for row in rows:
     writer.writerow({k: sweep_spec.format_value(v) if k in swept else v for k, v in row.items()})
-  _write_text(path, out.getvalue())
+  workdir_lib.write_text(path, out.getvalue())
 
 
 def _write_markdown(path: str, rows: list[dict], swept: list[str], metric: str,
@@ -297,7 +324,7 @@ def _write_markdown(path: str, rows: list[dict], swept: list[str], metric: str,
              *(sweep_spec.format_value(row[k]) for k in swept),
              "" if value is None else f"{value:.4f}", row["status"]]
     lines.append("| " + " | ".join(cells) + " |")
-  _write_text(path, "\n".join(lines) + "\n")
+  workdir_lib.write_text(path, "\n".join(lines) + "\n")
 
 
 def plot_metric(rows: list[dict], key: str, metric: str, path: str) -> None:
@@ -325,15 +352,10 @@ def plot_metric(rows: list[dict], key: str, metric: str, path: str) -> None:
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  png = io.BytesIO()
+  fig.savefig(png, format="png", dpi=100)
+  workdir_lib.write_bytes(path, png.getvalue())
   plt.close(fig)
-
-
-def _write_text(path: str, text: str) -> None:
-  tmp = f"{path}.{os.getpid()}.tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
 
 
 def _now() -> str:
@@ -374,6 +396,7 @@ def main(args) -> int:
   if FLAGS.describe:
     print(len(trials), sweep_dir)
     return 0
+  validate_trials(trials, config_path, extra_flags)
   if FLAGS.dry_run:
     print(f"sweep {config_path}: {len(trials)} trials in {sweep_dir}")
     for trial in trials:
@@ -430,4 +453,4 @@ def main(args) -> int:
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main, flags_parser=parse_flags)
+  errors.run(main, "launch.sweep", flags_parser=parse_flags)

@@ -12,11 +12,13 @@ import types
 import ml_collections
 from ml_collections import config_dict
 
+from maskae.errors import UserError
+
 
 def load_module(path: str) -> types.ModuleType:
   """Executes the Python file at `path` as a fresh module (not registered in sys.modules)."""
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"no such config file: {path}")
+    raise UserError(f"no such config file: {path}")
   digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:12]
   name = f"maskae_config_{os.path.splitext(os.path.basename(path))[0]}_{digest}"
   spec = importlib.util.spec_from_file_location(name, os.path.abspath(path))
@@ -29,7 +31,7 @@ def get_config(path: str) -> ml_collections.ConfigDict:
   """`get_config()` of the config file at `path`."""
   module = load_module(path)
   if not hasattr(module, "get_config"):
-    raise AttributeError(f"{path}: a config file must define get_config()")
+    raise UserError(f"{path}: a config file must define get_config()")
   return module.get_config()
 
 

@@ -6,14 +6,17 @@ and PNG grids of random, best and worst examples.
 """
 
 import csv
+import io
 import os
 
 import jax
 import ml_collections
 import numpy as np
 
-from maskae import baselines, inference, input_pipeline, reporting, train_step
+from maskae import baselines, config_checks, inference, input_pipeline, reporting, train_step
 from maskae import metrics as metrics_lib
+from maskae import workdir as run_workdir
+from maskae.errors import ConfigError
 
 SPLITS = ("val", "test")
 METRICS = ("psnr_masked", "ssim_masked", "mae_masked", "mse_masked", "psnr", "ssim", "mae", "mse",
@@ -81,10 +84,12 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
   """Scores the workdir's best (else latest) checkpoint and the baselines on `split`, writes the
   reports under workdir/eval/<split>/ and returns the summary."""
   if split not in SPLITS:
-    raise ValueError(f'unknown split "{split}"; valid: {", ".join(SPLITS)}')
-  inference.check_matches(config, workdir)
+    raise ConfigError(f'--split={split}: unknown split; valid: {", ".join(SPLITS)}')
+  config_checks.validate(config)  # the eval batch is rounded up to the devices: any size
+  run_dir = run_workdir.Workdir(workdir)
+  run_dir.check_model(config)
   # The recorded config rebuilds the saved train state (its optimizer may differ from `config`'s).
-  trained = inference.restore(workdir, inference.read_config(workdir))
+  trained = inference.restore(run_dir, run_dir.trained_config())
   mesh = train_step.data_mesh(jax.local_devices())
   params = train_step.replicate(trained.params, mesh)
   eval_step = train_step.make_eval_step(config, mesh, split)
@@ -111,7 +116,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
                                                          axis=-1, keepdims=True),
                 **results})
     count += n
-  summary = _summary(workdir, split, trained, feed, num_train_faces, rows)
+  summary = _summary(run_dir, split, trained, feed, num_train_faces, rows)
   _write_reports(summary, rows, keeper)
   print(markdown_table(summary), flush=True)
   print("files written:\n" + "\n".join(f"  {k:14s} {v}" for k, v in summary["files"].items()),
@@ -119,8 +124,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
   return summary
 
 
-def _summary(workdir, split, trained, feed, num_train_faces, rows) -> dict:
-  out_dir = os.path.join(workdir, "eval", split)
+def _summary(run_dir, split, trained, feed, num_train_faces, rows) -> dict:
+  out_dir = run_dir.eval_dir(split)
   methods = {}
   for name, label in METHOD_NAMES.items():
     values = [r for r in rows if r["method"] == name]
@@ -196,18 +201,18 @@ def _write_reports(summary: dict, rows: list[dict], keeper: _ExampleKeeper) -> N
   os.makedirs(os.path.dirname(files["summary"]), exist_ok=True)
   if jax.process_index() != 0:
     return
-  reporting.write_json(files["summary"], summary)
-  with open(files["table"], "w") as f:
-    f.write(markdown_table(summary))
-  with open(files["examples"], "w", newline="") as f:
-    writer = csv.DictWriter(f, ["index", "method", "mask_fraction", *METRICS])
-    writer.writeheader()
-    writer.writerows(rows)
+  run_workdir.write_json(files["summary"], summary)
+  run_workdir.write_text(files["table"], markdown_table(summary))
+  examples = io.StringIO(newline="")
+  writer = csv.DictWriter(examples, ["index", "method", "mask_fraction", *METRICS])
+  writer.writeheader()
+  writer.writerows(rows)
+  run_workdir.write_text(files["examples"], examples.getvalue())
   model_columns = ["masked_input", MODEL, "clean", "error"]
   for name, indices in (("random", keeper.random), ("best", keeper.best()),
                         ("worst", keeper.worst())):
-    reporting.save_png(files[f"grid_{name}"],
+    run_workdir.write_png(files[f"grid_{name}"],
                        reporting.image_grid(keeper.columns(indices, model_columns)))
   method_columns = [*METHOD_NAMES, "clean"]
-  reporting.save_png(files["grid_methods"],
+  run_workdir.write_png(files["grid_methods"],
                      reporting.image_grid(keeper.columns(keeper.random, method_columns)))

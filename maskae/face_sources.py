@@ -5,7 +5,7 @@ uint8 arrays.
 fingerprint). Only the tfds source imports TensorFlow. Procedural faces carry their exact landmarks; real photos (folder, tfds) are taken to
 be aligned crops and get the landmark template `data.landmark_template` for every face.
 
-- folder: every jpg / png / webp / bmp file under `data.folder` (recursively, sorted by path).
+- folder: every jpg / png / webp / bmp / tif file under `data.folder` (recursively, sorted by path).
   Splits come from list files (`data.{train,val,test}_list`: one name per line, relative to
   `data.folder`) or, with no list files, from the paper's rule on the sorted files: the first
   `num_train` are train, the next `num_test` test and the last `num_val` validation. Files are only
@@ -26,9 +26,10 @@ from absl import logging
 from PIL import Image, ImageOps
 
 from maskae import faces, masks
+from maskae.errors import DataError
 
 SOURCES = ("synthetic", "folder", "tfds")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 # What PIL raises for unreadable, truncated, empty or non-image files (and oversized ones).
 UNREADABLE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error,
                      Image.DecompressionBombError)
@@ -56,7 +57,7 @@ def load(data: ml_collections.ConfigDict, split: str, seed: int):
     template = landmark_template(data.landmark_template)
     images, fingerprint = load_tfds(data, split)
   else:
-    raise ValueError(f'unknown data.source "{data.source}"; valid: {", ".join(SOURCES)}')
+    raise DataError(f'unknown data.source "{data.source}"; valid: {", ".join(SOURCES)}')
   return images, np.broadcast_to(template, (len(images),) + template.shape).copy(), fingerprint
 
 
@@ -69,7 +70,7 @@ def folder_fingerprint(folder: str, split: str, paths: list[str]) -> str:
 def landmark_template(name: str) -> np.ndarray:
   """The [8, 2] landmark template called `name` (data.landmark_template)."""
   if name not in _LANDMARK_TEMPLATES:
-    raise ValueError(f'unknown data.landmark_template "{name}"; '
+    raise DataError(f'unknown data.landmark_template "{name}"; '
                      f'valid: {", ".join(_LANDMARK_TEMPLATES)}')
   return _LANDMARK_TEMPLATES[name]
 
@@ -77,9 +78,9 @@ def landmark_template(name: str) -> np.ndarray:
 def list_images(folder: str) -> list[str]:
   """All image files under `folder`, recursively, sorted by path."""
   if not folder:
-    raise ValueError("data.folder is empty; set it to a directory of face images")
+    raise DataError("data.folder is empty; set it to a directory of face images")
   if not os.path.isdir(folder):
-    raise FileNotFoundError(f"data.folder: no such directory: {folder}")
+    raise DataError(f"data.folder: no such directory: {folder}")
   return sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files
                 if f.lower().endswith(IMAGE_EXTENSIONS))
 
@@ -92,13 +93,13 @@ def folder_split(data: ml_collections.ConfigDict, split: str) -> list[str]:
     field = list_fields[split]
     if not data[field]:
       given = ", ".join(f"data.{f}" for f in list_fields.values() if data[f])
-      raise ValueError(f"data.{field} is empty but {given} is set: give a list file for every "
+      raise DataError(f"data.{field} is empty but {given} is set: give a list file for every "
                        f"split used, or none (then the paper's rule splits the sorted files)")
     return _listed_paths(data.folder, data[field], f"data.{field}")
   paths = list_images(data.folder)
   needed = data.num_train + data.num_val + data.num_test
   if len(paths) < needed:
-    raise ValueError(f"data.folder {data.folder} has {len(paths)} images; the split needs "
+    raise DataError(f"data.folder {data.folder} has {len(paths)} images; the split needs "
                      f"{needed} (num_train + num_val + num_test)")
   if split == "train":
     return paths[:data.num_train]
@@ -110,36 +111,48 @@ def folder_split(data: ml_collections.ConfigDict, split: str) -> list[str]:
 def _listed_paths(folder: str, list_file: str, field: str) -> list[str]:
   """The files named in `list_file` (one per line, relative to `folder`); all must exist."""
   if not folder:
-    raise ValueError("data.folder is empty; list-file names are relative to it")
+    raise DataError("data.folder is empty; list-file names are relative to it")
   if not os.path.isfile(list_file):
-    raise FileNotFoundError(f"{field}: no such file: {list_file}")
+    raise DataError(f"{field}: no such file: {list_file}")
   with open(list_file) as f:
     names = [line.strip() for line in f if line.strip()]
   if not names:
-    raise ValueError(f"{field}: {list_file} lists no images")
+    raise DataError(f"{field}: {list_file} lists no images")
   paths = [os.path.join(folder, name) for name in names]
   for name, path in zip(names, paths):
     if not os.path.isfile(path):
-      raise FileNotFoundError(f"{list_file}: listed image not found in {folder}: {name}")
+      raise DataError(f"{list_file}: listed image not found in {folder}: {name}")
   return paths
 
 
-def read_rgb(path: str, size: int) -> np.ndarray:
-  """One image as uint8 [size, size, 3]: EXIF orientation applied, any mode converted to RGB
-  (transparency over white, 16-bit scaled to 8), centre-cropped to a square and resized.
-  Raises one of UNREADABLE_ERRORS if the file cannot be decoded."""
+def read_photo(path: str, draft_size: int | None = None) -> np.ndarray:
+  """A photo as uint8 [H, W, 3], the one decoder of every image file maskae reads: EXIF
+  orientation applied, 16-bit and other high-bit-depth modes scaled to 8 bits, transparency over
+  white, any mode converted to RGB. `draft_size`: a JPEG may be decoded at a reduced scale that
+  is still at least that size. Raises one of UNREADABLE_ERRORS if the file cannot be decoded."""
   with Image.open(path) as im:
-    im.draft(None, (size, size))  # JPEG: decode at a reduced scale that is still >= size
+    if draft_size:
+      im.draft(None, (draft_size, draft_size))
     im.load()
     im = ImageOps.exif_transpose(im)
-    if im.mode in ("I", "I;16", "I;16B", "I;16L"):
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey (PNG, TIFF)
       im = Image.fromarray((np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8))
+    elif im.mode == "F":  # float grey: [0, 1] if it fits there, else [0, 255]
+      values = np.asarray(im, np.float64)
+      scale = 255.0 if np.nanmax(values) <= 1.0 else 1.0
+      im = Image.fromarray(np.nan_to_num(values * scale).round().clip(0, 255).astype(np.uint8))
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
       rgba = im.convert("RGBA")
       im = Image.new("RGB", rgba.size, _BACKGROUND)
       im.paste(rgba, mask=rgba.getchannel("A"))
-    im = ImageOps.fit(im.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
-    return np.asarray(im, dtype=np.uint8)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def read_rgb(path: str, size: int) -> np.ndarray:
+  """One face image as uint8 [size, size, 3]: `read_photo`, centre-cropped to a square and
+  resized (Lanczos)."""
+  photo = Image.fromarray(read_photo(path, draft_size=size))
+  return np.asarray(ImageOps.fit(photo, (size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
 def decode_images(paths: list[str], size: int,
@@ -168,7 +181,7 @@ def decode_images(paths: list[str], size: int,
     logging.warning("skipped %d unreadable image(s) of %d; first: %s", len(skipped), len(paths),
                     "; ".join(f"{p} ({type(e).__name__}: {e})" for p, e in skipped[:max_logged]))
   if not count:
-    raise ValueError(f"no readable images among {len(paths)} file(s)"
+    raise DataError(f"no readable images among {len(paths)} file(s)"
                      + (f", e.g. {paths[0]}" if paths else ""))
   return images[:count], [p for p, _ in skipped]
 
@@ -178,33 +191,33 @@ def open_tfds(data: ml_collections.ConfigDict, split: str):
   dataset data.tfds_name in data.tfds_data_dir, every name checked with a one-line error."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  # needs TF
   if not data.tfds_name:
-    raise ValueError("data.tfds_name is empty; set it to a TFDS dataset name (data.source=tfds)")
+    raise DataError("data.tfds_name is empty; set it to a TFDS dataset name (data.source=tfds)")
   if split not in data.tfds_splits:
-    raise ValueError(f'data.tfds_splits has no entry for split "{split}"')
+    raise DataError(f'data.tfds_splits has no entry for split "{split}"')
   split_spec = data.tfds_splits[split]
   data_dir = data.tfds_data_dir or None
   try:
     builder = tfds.builder(data.tfds_name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
-    raise ValueError(f'unknown TFDS dataset "{data.tfds_name}" (data.tfds_name): not registered '
+    raise DataError(f'unknown TFDS dataset "{data.tfds_name}" (data.tfds_name): not registered '
                      f'and not prepared in data_dir {data_dir or "(TFDS default)"}') from None
   if not builder.is_prepared():
-    raise FileNotFoundError(
+    raise DataError(
         f'TFDS dataset "{data.tfds_name}" is not prepared in {builder.data_dir}; build it first: '
         f"tfds build {data.tfds_name} --data_dir {data_dir or '~/tensorflow_datasets'}")
   key = data.tfds_image_key
   features = builder.info.features
   if key not in features or not isinstance(features[key], tfds.features.Image):
-    raise ValueError(f'data.tfds_image_key "{key}" is not an image feature of '
+    raise DataError(f'data.tfds_image_key "{key}" is not an image feature of '
                      f'{builder.info.full_name}; features: {", ".join(features.keys())}')
   try:
     count = builder.info.splits[split_spec].num_examples
   except (KeyError, ValueError) as e:
     first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise ValueError(f'data.tfds_splits.{split}="{split_spec}" is not a valid split of '
+    raise DataError(f'data.tfds_splits.{split}="{split_spec}" is not a valid split of '
                      f"{builder.info.full_name}: {first_line}") from None
   if not count:
-    raise ValueError(f'data.tfds_splits.{split}="{split_spec}" of {builder.info.full_name} '
+    raise DataError(f'data.tfds_splits.{split}="{split_spec}" of {builder.info.full_name} '
                      "has no examples")
   return builder, split_spec, key, count
 
@@ -263,7 +276,7 @@ def square_resize(image, size: int):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   channels = image.shape[-1]
   if channels not in (1, 2, 3, 4):
-    raise ValueError(f"image feature has {channels} channels; expected 1, 2, 3 or 4")
+    raise DataError(f"image feature has {channels} channels; expected 1, 2, 3 or 4")
   image = tf.image.convert_image_dtype(image, tf.float32)
   if channels in (2, 4):
     colour, alpha = image[..., :-1], image[..., -1:]

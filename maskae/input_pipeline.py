@@ -33,6 +33,7 @@ import ml_collections
 import numpy as np
 
 from maskae import face_sources, pairs, train_step
+from maskae.errors import ConfigError, DataError
 
 SPLIT_IDS = pairs.SPLIT_IDS
 FEEDS = ("auto", "device", "host", "stream")
@@ -56,7 +57,7 @@ def load_faces(config: ml_collections.ConfigDict, split: str) -> FaceSet:
     raise ValueError(f'unknown split "{split}"; valid: {", ".join(SPLIT_IDS)}')
   images, landmarks, fingerprint = face_sources.load(config.data, split, config.seed)
   if not len(images):
-    raise ValueError(f"the {split} split has no faces ({fingerprint})")
+    raise DataError(f"the {split} split has no faces ({fingerprint})")
   return FaceSet(images, landmarks, fingerprint)
 
 
@@ -88,7 +89,7 @@ def example_ids(counters: np.ndarray) -> np.ndarray:
 def host_slice(global_batch: int, process_index: int, process_count: int) -> tuple[int, int]:
   """(first position, size) of this host's slice of every global batch."""
   if global_batch % process_count:
-    raise ValueError(f"data.batch_size={global_batch} is not divisible by {process_count} hosts")
+    raise ConfigError(f"data.batch_size={global_batch} is not divisible by {process_count} hosts")
   size = global_batch // process_count
   return process_index * size, size
 

@@ -1,7 +1,9 @@
 """Entry point: `python -m maskae.main --config configs/default.py [--workdir DIR]`.
 
 Parses flags only; the work happens in `maskae.train.train_and_evaluate`, or with
-`--mode=evaluate [--split=val|test]` in `maskae.evaluate.evaluate_checkpoint`.
+`--mode=evaluate [--split=val|test]` in `maskae.evaluate.evaluate_checkpoint`. User errors (a bad
+flag, key, value, path, workdir or lock, a non-finite stop, a full disk) end in one line on
+stderr and exit status 1 (`maskae.errors`; MASKAE_TRACEBACK=1 shows the traceback).
 """
 
 import os
@@ -10,7 +12,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from maskae import evaluate, host_memory, inference, train
+from maskae import errors, evaluate, host_memory, train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "Config file (get_config()); override fields with "
@@ -72,13 +74,10 @@ def main(argv):
   logging.info("workdir: %s", os.path.abspath(workdir))
   print(f"maskae: workdir {os.path.abspath(workdir)}", flush=True)
   if _MODE.value == "evaluate":
-    try:
-      evaluate.evaluate_checkpoint(_CONFIG.value, workdir, _SPLIT.value)
-    except inference.CheckpointError as e:
-      raise SystemExit(f"maskae: error: {e}") from None
+    evaluate.evaluate_checkpoint(_CONFIG.value, workdir, _SPLIT.value)
   else:
     train.train_and_evaluate(_CONFIG.value, workdir, _ALLOW_CONFIG_CHANGE.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run(main)

@@ -21,9 +21,9 @@ import ml_collections
 import numpy as np
 from jax import lax
 
-_ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu, "leaky_relu": nn.leaky_relu,
-                "elu": nn.elu}
-_OUTPUT_ACTIVATIONS = {"sigmoid": nn.sigmoid, "none": lambda x: x, "clip": lambda x: jnp.clip(x, 0, 1)}
+ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu, "leaky_relu": nn.leaky_relu,
+               "elu": nn.elu}
+OUTPUT_ACTIVATIONS = {"sigmoid": nn.sigmoid, "none": lambda x: x, "clip": lambda x: jnp.clip(x, 0, 1)}
 
 
 def _lookup(table: dict, name: str, key: str):
@@ -246,7 +246,7 @@ class Encoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
-    act = _lookup(_ACTIVATIONS, self.activation, "model.activation")
+    act = _lookup(ACTIVATIONS, self.activation, "model.activation")
     if self.pooling not in ("max", "none"):
       raise ValueError(f'unknown model.pooling "{self.pooling}"; valid: max, none')
     skips = []
@@ -280,7 +280,7 @@ class Decoder(nn.Module):
   def __call__(self, x: jax.Array, skips: Sequence[jax.Array] = ()) -> jax.Array:
     """The decoded channels; with `low_res_output`, at 1 / upsample_factor of the image size (the
     last stage does not upsample)."""
-    act = _lookup(_ACTIVATIONS, self.activation, "model.activation")
+    act = _lookup(ACTIVATIONS, self.activation, "model.activation")
     k, factor = self.kernel_size, self.upsample_factor
     # A repeat upsample is folded into the next conv unless a skip joins at the upsampled size.
     fold = self.upsampling == "repeat" and not self.skip_connections and factor > 1
@@ -390,14 +390,14 @@ class Autoencoder(nn.Module):
                               for i in range(self.bottleneck_convs)]
     if self.latent_dense:
       self.bottleneck = DenseBottleneck(self.latent_dense)
-    self.out_act = _lookup(_OUTPUT_ACTIVATIONS, self.output_activation, "model.output_activation")
+    self.out_act = _lookup(OUTPUT_ACTIVATIONS, self.output_activation, "model.output_activation")
 
   def encode(self, images: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
     """The latent code [N, h, w, c] and the encoder's stage inputs (for skips)."""
     return self.encoder(images)
 
   def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
-    act = _lookup(_ACTIVATIONS, self.activation, "model.activation")
+    act = _lookup(ACTIVATIONS, self.activation, "model.activation")
     code, skips = self.encode(images)
     for block in self.bottleneck_blocks:
       code = code + act(block(code))

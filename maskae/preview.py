@@ -15,7 +15,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from maskae import input_pipeline, pairs, reporting
+from maskae import errors, input_pipeline, pairs, reporting, workdir
 
 
 
@@ -54,14 +54,14 @@ def main(argv):
     sys.exit(f"maskae.preview: --output must be a .png file, got {output}")
   if os.path.exists(output) and not FLAGS.overwrite:
     sys.exit(f"maskae.preview: {output} exists; pass --overwrite to replace it")
-  pairs = sample_pairs(FLAGS.config, FLAGS.split, FLAGS.num)
+  sampled = sample_pairs(FLAGS.config, FLAGS.split, FLAGS.num)
   if os.path.dirname(output):
     os.makedirs(os.path.dirname(output), exist_ok=True)
-  reporting.save_png(output, pair_grid(pairs))
-  print(f"maskae.preview: wrote {output}: {len(pairs['clean'])} {FLAGS.split} pairs, columns "
+  workdir.write_png(output, pair_grid(sampled))
+  print(f"maskae.preview: wrote {output}: {len(sampled['clean'])} {FLAGS.split} pairs, columns "
         f"{' | '.join(COLUMNS)}", flush=True)
 
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  errors.run(main, "maskae.preview")

@@ -1,4 +1,5 @@
-"""What a run shows and writes: progress display, metric writers, image grids, JSON files."""
+"""What a run shows: progress display, metric writers (TensorBoard and metrics.jsonl), image
+grids."""
 
 import io
 import json
@@ -9,6 +10,8 @@ import time
 import numpy as np
 from absl import logging
 from PIL import Image
+
+from maskae import workdir as run_workdir
 
 
 def image_grid(columns: list[np.ndarray], gap: int = 2, min_cell: int = 128) -> np.ndarray:
@@ -26,37 +29,21 @@ def image_grid(columns: list[np.ndarray], gap: int = 2, min_cell: int = 128) -> 
   return grid
 
 
-def save_png(path: str, image: np.ndarray) -> str:
-  """Writes a uint8 image as PNG and returns the path."""
-  Image.fromarray(image).save(path)
-  return path
-
-
-def write_json(path: str, data) -> str:
-  """Writes `data` as indented JSON (atomically: temp file + rename) and returns the path."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(data, f, indent=2, sort_keys=True)
-    f.write("\n")
-  os.replace(tmp, path)
-  return path
-
-
 class MetricsLog:
   """TensorBoard (clu writers) plus a JSONL file of every scalar record, on the first host."""
 
   def __init__(self, workdir: str, is_chief: bool):
     self.is_chief = is_chief
     self.writer = _metric_writer(workdir, is_chief)
-    self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
+    self.jsonl_path = os.path.join(workdir, run_workdir.METRICS_LOG_FILE)
 
   def scalars(self, step: int, values: dict) -> None:
     """Writes scalars to TensorBoard and appends them to metrics.jsonl."""
     values = {k: float(v) for k, v in values.items()}
     self.writer.write_scalars(step, values)
     if self.is_chief:
-      with open(self.jsonl_path, "a") as f:
-        f.write(json.dumps({"step": step, "time": time.time(), **values}) + "\n")
+      run_workdir.append_line(self.jsonl_path,
+                              json.dumps({"step": step, "time": time.time(), **values}))
 
   def images(self, step: int, images: dict) -> None:
     """Writes uint8 [H,W,3] images to TensorBoard."""

@@ -26,10 +26,11 @@ import sys
 
 from absl import app, flags
 
-from maskae import config_files, run_records
+from maskae import config_checks, config_files, errors
+from maskae import workdir as workdir_lib
+from maskae.errors import UserError
 
 RESULT_FILE = "reproduce.json"
-METRICS_FILE = "metrics.json"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -38,15 +39,15 @@ def pinned_target(path: str) -> dict:
   module = config_files.load_module(path)
   for name in ("get_config", "get_expected"):
     if not hasattr(module, name):
-      raise AttributeError(f"{path}: a pinned config must define {name}()")
+      raise UserError(f"{path}: a pinned config must define {name}()")
   expected = module.get_expected()
   if not isinstance(expected, dict) or not expected:
-    raise ValueError(f"{path}: get_expected() must return a non-empty dict "
+    raise UserError(f"{path}: get_expected() must return a non-empty dict "
                      "{metric key: (value, tolerance)}")
   for key, entry in expected.items():
     if not (isinstance(entry, tuple) and len(entry) == 2 and _is_number(entry[1])
             and (entry[0] is None or _is_number(entry[0]))):
-      raise ValueError(f"{path}: get_expected()[{key!r}] must be (value or None, tolerance), "
+      raise UserError(f"{path}: get_expected()[{key!r}] must be (value or None, tolerance), "
                        f"got {entry!r}")
   return expected
 
@@ -58,18 +59,19 @@ def pinned_record(path: str) -> str | None:
     return None
   record = os.path.join(os.path.dirname(os.path.abspath(path)), name)
   if not os.path.exists(record):
-    raise FileNotFoundError(f"{path}: RUN_RECORD {record} not found")
+    raise UserError(f"{path}: RUN_RECORD {record} not found")
   return record
 
 
-def workdir_target(workdir: str, rtol: float, atol: float) -> tuple[str, dict]:
+def workdir_target(workdir_path: str, rtol: float, atol: float) -> tuple[str, dict]:
   """(config file, expected) of a finished run: its config.py and every metric of its
   metrics.json, within max(atol, rtol * |value|)."""
-  config_path = os.path.join(workdir, run_records.CONFIG_FILE)
-  metrics_path = os.path.join(workdir, METRICS_FILE)
+  run_dir = workdir_lib.Workdir(workdir_path)
+  config_path = run_dir.file(workdir_lib.CONFIG_FILE)
+  metrics_path = run_dir.file(workdir_lib.METRICS_FILE)
   for path in (config_path, metrics_path):
     if not os.path.exists(path):
-      raise FileNotFoundError(f"{path} not found: {workdir} is not a finished maskae run")
+      raise UserError(f"{path} not found: {workdir_path} is not a finished maskae run")
   with open(metrics_path) as f:
     metrics = json.load(f)
   expected = {key: (value, max(atol, rtol * abs(value)))
@@ -86,7 +88,7 @@ def rerun(config_path: str, workdir: str) -> dict:
   command = [sys.executable, "-m", "maskae.main", "--config", config_path, "--workdir", workdir]
   print(f"reproduce: {shlex.join(command)}", flush=True)
   returncode = subprocess.run(command, env=env, check=False).returncode
-  metrics_path = os.path.join(workdir, METRICS_FILE)
+  metrics_path = os.path.join(workdir, workdir_lib.METRICS_FILE)
   if returncode or not os.path.exists(metrics_path):
     raise SystemExit(f"reproduce: the re-run failed (exit status {returncode}, no {metrics_path})")
   with open(metrics_path) as f:
@@ -166,7 +168,7 @@ def fresh_workdir(target: str, workdir: str | None) -> str:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     workdir = os.path.join("runs", "reproduce", f"{name}-{stamp}")
   if os.path.exists(workdir) and os.listdir(workdir):
-    raise FileExistsError(f"--workdir {workdir} is not empty; a reproduction trains from scratch "
+    raise UserError(f"--workdir {workdir} is not empty; a reproduction trains from scratch "
                           "in a fresh directory")
   return workdir
 
@@ -186,10 +188,11 @@ def main(argv):
   target = argv[1]
   if os.path.isdir(target):
     config_path, expected = workdir_target(target, FLAGS.rtol, FLAGS.atol)
-    before_path = os.path.join(target, run_records.RECORD_FILE)
+    before_path = os.path.join(target, workdir_lib.RUN_RECORD_FILE)
   else:
     config_path, expected = target, pinned_target(target)
     before_path = pinned_record(target)
+  config_checks.validate(config_files.get_config(config_path), where=config_path)
   workdir = fresh_workdir(target, FLAGS.workdir)
   summary = rerun(os.path.abspath(config_path), os.path.abspath(workdir))
   rows = compare(expected, summary)
@@ -199,13 +202,13 @@ def main(argv):
   if before_path and os.path.exists(before_path):
     with open(before_path) as f:
       before = json.load(f)
-    with open(os.path.join(workdir, run_records.RECORD_FILE)) as f:
+    with open(os.path.join(workdir, workdir_lib.RUN_RECORD_FILE)) as f:
       after = json.load(f)
     differences = environment_differences(before, after)
     print("environment differences: " + ("none" if not differences else ""))
     for line in differences:
       print(f"  {line}")
-  _write_json(os.path.join(workdir, RESULT_FILE),
+  workdir_lib.write_json(os.path.join(workdir, RESULT_FILE),
               {"target": os.path.abspath(target), "rows": rows,
                "environment_differences": differences})
   results = {row["result"] for row in rows}
@@ -217,12 +220,6 @@ def main(argv):
   return 0
 
 
-def _write_json(path: str, data) -> None:
-  with open(path, "w") as f:
-    json.dump(data, f, indent=2)
-    f.write("\n")
-
-
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  errors.run(main, "maskae.reproduce")

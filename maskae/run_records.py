@@ -1,11 +1,10 @@
 """What a run was made of, recorded in its workdir for reproducibility reviews.
 
-`write(workdir, config, faces, start_step)` writes
-- `config.py`: a config file whose get_config() returns the resolved config (every override
-  applied), so `python -m maskae.main --config <workdir>/config.py` re-runs it;
-- `run_record.json`: the resolved config, package versions, git commit and dirty state, the data
-  fingerprint of every split, the seeds and the devices. A resumed run keeps the records of the
-  earlier invocations under `earlier_invocations`.
+`write(run_dir, config, faces, start_step, config_changes)` writes `run_record.json`: package
+versions, git commit and dirty state, the data fingerprint of every split, the seeds, the devices
+and the config keys this invocation changed from the recorded config (the config itself is
+recorded once, in the workdir's config.py: `maskae.workdir`). A resumed run keeps the records of
+the earlier invocations under `earlier_invocations`.
 """
 
 import datetime
@@ -21,10 +20,7 @@ import sys
 import jax
 import ml_collections
 
-from maskae import config_files
-
-RECORD_FILE = "run_record.json"
-CONFIG_FILE = "config.py"
+from maskae import config_files, workdir
 # Distributions whose versions can change results (absent ones are left out of the record).
 PACKAGES = ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt", "flax", "optax",
             "orbax-checkpoint", "chex", "dm-pix", "clu", "ml-collections", "absl-py", "numpy",
@@ -81,13 +77,15 @@ def seeds(config: ml_collections.ConfigDict) -> dict:
           if "seed" in k.rsplit(".", 1)[-1]}
 
 
-def collect(config: ml_collections.ConfigDict, faces: dict, start_step: int) -> dict:
-  """The record of this invocation; `faces` maps split names to input_pipeline.FaceSet."""
+def collect(config: ml_collections.ConfigDict, faces: dict, start_step: int,
+            config_changes: list[str]) -> dict:
+  """The record of this invocation; `faces` maps split names to feeds or face sets."""
   return {
       "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "command": [sys.executable] + sys.argv,
       "start_step": start_step,
-      "config": json.loads(config.to_json_best_effort()),
+      "config_file": workdir.CONFIG_FILE,
+      "config_changes": config_changes,
       "packages": package_versions(),
       "git": git_state(),
       "data": {split: {"fingerprint": face_set.fingerprint, "num_examples": len(face_set)}
@@ -98,22 +96,14 @@ def collect(config: ml_collections.ConfigDict, faces: dict, start_step: int) -> 
   }
 
 
-def write(workdir: str, config: ml_collections.ConfigDict, faces: dict, start_step: int) -> dict:
-  """Writes config.py and run_record.json (keeping earlier invocations); returns the record."""
-  record = collect(config, faces, start_step)
-  path = os.path.join(workdir, RECORD_FILE)
+def write(run_dir: workdir.Workdir, config: ml_collections.ConfigDict, faces: dict,
+          start_step: int, config_changes: list[str]) -> dict:
+  """Writes run_record.json (keeping earlier invocations); returns the record."""
+  record = collect(config, faces, start_step, config_changes)
+  path = run_dir.file(workdir.RUN_RECORD_FILE)
   if os.path.exists(path):
     with open(path) as f:
       previous = json.load(f)
     record["earlier_invocations"] = previous.pop("earlier_invocations", []) + [previous]
-  title = f"Resolved config of the run in {os.path.abspath(workdir)} (written by maskae)."
-  _write_text(os.path.join(workdir, CONFIG_FILE), config_files.to_source(config, title))
-  _write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+  workdir.write_json(path, record)
   return record
-
-
-def _write_text(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)

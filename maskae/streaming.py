@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from maskae import face_sources, input_pipeline
+from maskae.errors import DataError
 
 
 class StreamFeed:
@@ -36,7 +37,7 @@ class StreamFeed:
     elif data.source == "tfds":
       builder, split_spec, key, self.num_faces = face_sources.open_tfds(data, split)
       if not face_sources.is_array_record(builder):
-        raise ValueError(f"data.feed=stream reads TFDS datasets prepared in the random-access "
+        raise DataError(f"data.feed=stream reads TFDS datasets prepared in the random-access "
                          f"array_record format (tfds build ... --file_format=array_record); "
                          f"{builder.info.full_name} in {builder.data_dir} is "
                          f"{builder.info.file_format}")
@@ -44,7 +45,7 @@ class StreamFeed:
       self.fingerprint = face_sources.tfds_fingerprint(builder, split_spec, self.num_faces)
       self.decode = self._decode_record
     else:
-      raise ValueError(f'data.feed=stream reads the folder and tfds sources, not data.source="'
+      raise DataError(f'data.feed=stream reads the folder and tfds sources, not data.source="'
                        f'{data.source}" (use data.feed=auto for it)')
     self.fingerprint += ":stream"
     self.landmarks = face_sources.landmark_template(data.landmark_template).astype(np.float32)
@@ -59,7 +60,7 @@ class StreamFeed:
     try:
       return face_sources.read_rgb(path, self.size)
     except face_sources.UNREADABLE_ERRORS as e:
-      raise ValueError(f"data.feed=stream: cannot decode {path} ({type(e).__name__}: {e})") from None
+      raise DataError(f"data.feed=stream: cannot decode {path} ({type(e).__name__}: {e})") from None
 
   def _decode_file(self, face: tf.Tensor) -> tf.Tensor:
     return tf.numpy_function(self._read_file, [face], tf.uint8, stateful=False)

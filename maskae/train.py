@@ -1,6 +1,6 @@
 """Training and evaluation loop: data -> data-parallel steps -> eval -> checkpoints -> reports."""
 
-import json
+import contextlib
 import os
 import signal
 import time
@@ -9,43 +9,36 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
-from maskae import checkpointing, config_files, input_pipeline, models, reporting, run_records
-from maskae import train_step
-
-CONFIG_FILE = "config.json"
-
-
-def check_config(workdir: str, config: ml_collections.ConfigDict, allow_change: bool) -> None:
-  """Records the resolved config in the workdir; a resumed run with a different config is an error
-  listing the keys that differ, unless `allow_change`."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  current = json.loads(config.to_json_best_effort())
-  if os.path.exists(path):
-    with open(path) as f:
-      recorded = json.load(f)
-    before, after = config_files.flatten(recorded), config_files.flatten(current)
-    differ = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    if differ and not allow_change:
-      raise ValueError(f"{path}: this workdir was trained with a different config; keys that "
-                       f"differ: {', '.join(differ)} (pass --allow_config_change to resume anyway)")
-    if differ:
-      logging.warning("config differs from %s in: %s (allowed)", path, ", ".join(differ))
-  if jax.process_index() == 0:
-    reporting.write_json(path, current)
+from maskae import checkpointing, config_checks, input_pipeline, models, reporting, run_records
+from maskae import train_step, workdir
+from maskae.errors import ConfigError, TrainingDiverged
 
 
-class _StopSignal:
-  """Turns SIGTERM (preemption) into a request to checkpoint and exit cleanly."""
+class Preemption:
+  """Whether to save and stop at a step, agreed by every process.
+
+  One process: SIGTERM sets a flag, read at the next step. Several (jax.distributed): JAX's
+  preemption service catches SIGTERM on any of them and all agree on the step at which to stop
+  (`multihost_utils.reached_preemption_sync_point`, called at every step by every process).
+  """
 
   def __init__(self):
-    self.requested = False
-    signal.signal(signal.SIGTERM, self._handle)
+    self.multiprocess = jax.process_count() > 1
+    self._signalled = False
+    if not self.multiprocess:
+      signal.signal(signal.SIGTERM, self._handle)
 
   def _handle(self, signum, frame):
     del signum, frame
     logging.warning("SIGTERM received: saving a checkpoint and stopping")
-    self.requested = True
+    self._signalled = True
+
+  def reached(self, step: int) -> bool:
+    if self.multiprocess:
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self._signalled
 
 
 class _ProfileWindow:
@@ -98,16 +91,41 @@ def evaluate(params, apply_fn, eval_step, mesh, feed, batch_size: int, num_examp
   return means, grid_columns
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir_path: str,
                        allow_config_change: bool = False) -> dict:
-  """Trains (resuming from the workdir's latest checkpoint), evaluates, writes the reports.
+  """Trains (resuming from the workdir's newest checkpoint that restores), evaluates, writes the
+  reports. The config is validated first; the first process holds the workdir's lock.
 
   Returns the summary written to `metrics.json`.
   """
-  os.makedirs(workdir, exist_ok=True)
-  check_config(workdir, config, allow_config_change)
-  is_chief = jax.process_index() == 0
   mesh = train_step.data_mesh()
+  config_checks.validate(config, mesh.devices.size)
+  run_dir = workdir.Workdir(workdir_path)
+  os.makedirs(run_dir.path, exist_ok=True)
+  with run_dir.lock() if jax.process_index() == 0 else contextlib.nullcontext():
+    return _train(config, run_dir, allow_config_change, mesh)
+
+
+def _restore(manager, state, run_dir: workdir.Workdir, config, is_chief: bool):
+  """(manager, state, meta) from the newest checkpoint that restores; the newer ones that do not
+  are moved to checkpoints_unrestorable/ so the run can save those steps again."""
+  state, meta, step, skipped = checkpointing.restore_newest(manager, state)
+  if skipped:
+    manager.close()
+    if is_chief:
+      checkpointing.set_aside(run_dir.checkpoint_dir, [s for s, _ in skipped],
+                              run_dir.file(workdir.SET_ASIDE_DIR))
+    multihost_utils.sync_global_devices("maskae: unrestorable checkpoints set aside")
+    manager = checkpointing.create_manager(run_dir.checkpoint_dir, config.train)
+  logging.info("resumed from checkpoint at step %d in %s", step, manager.directory)
+  return manager, state, meta
+
+
+def _train(config, run_dir: workdir.Workdir, allow_config_change: bool, mesh) -> dict:
+  is_chief = jax.process_index() == 0
+  config_changes = run_dir.check_config(config, allow_config_change)
+  # The record is written once a checkpoint of this config is on disk (see `save`).
+  record_pending = bool(config_changes) or run_dir.recorded_config() is None
   eval_mesh = train_step.data_mesh(jax.local_devices())
   logging.info("devices: %d (%d local) on %s", mesh.devices.size, jax.local_device_count(),
                jax.devices()[0].platform)
@@ -115,29 +133,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   model = models.create_model(config.model)
   state = train_step.create_train_state(model, config, jax.random.key(config.seed))
   state = train_step.replicate(state, mesh)
-  manager = checkpointing.create_manager(workdir, config.train)
+  manager = checkpointing.create_manager(run_dir.checkpoint_dir, config.train)
   start_step, seconds_before = 0, 0.0  # seconds_before: training time of earlier sessions
-  if manager.latest_step() is not None:
-    state, meta = checkpointing.restore(manager, manager.latest_step(), state)
+  if manager.all_steps():
+    manager, state, meta = _restore(manager, state, run_dir, config, is_chief)
     start_step = int(meta["step"])
     seconds_before = float(meta.get("train_seconds", 0.0))
-    logging.info("resumed from checkpoint at step %d in %s", start_step, manager.directory)
+  if is_chief:
+    run_dir.trim_metrics_log(start_step)
 
   train_feed = input_pipeline.open_feed(config, "train", mesh)
   val_feed = input_pipeline.open_feed(config, "val", eval_mesh)
   logging.info("faces: %d train, %d val (%s); %s feed", train_feed.num_faces, val_feed.num_faces,
                train_feed.fingerprint, train_feed.kind)
+  if config.data.batch_size > train_feed.num_faces:
+    raise ConfigError(
+        f"data.batch_size={config.data.batch_size}: larger than the training set "
+        f"({train_feed.num_faces} faces, {train_feed.fingerprint})")
   if is_chief:
-    run_records.write(workdir, config, {"train": train_feed, "val": val_feed}, start_step)
+    run_records.write(run_dir, config, {"train": train_feed, "val": val_feed}, start_step,
+                      config_changes)
   batches = input_pipeline.to_devices(
       train_feed.train_batches(config, start_step, jax.process_index(), jax.process_count()),
       mesh, config.data.prefetch)
   step_fn = train_step.make_train_step(config, mesh)
   eval_step = train_step.make_eval_step(config, eval_mesh, "val")
   val_batch_size = eval_batch_size(config, eval_mesh)
-  log = reporting.MetricsLog(workdir, is_chief)
+  log = reporting.MetricsLog(run_dir.path, is_chief)
   progress = reporting.Progress(config.train.steps, start_step, config.train.log_every)
-  stop = _StopSignal()
+  preemption = Preemption()
   session_start = time.monotonic()
 
   def train_seconds():
@@ -145,9 +169,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     return seconds_before + time.monotonic() - session_start
 
   def save(step, eval_metrics=None):
+    nonlocal record_pending
     meta = {"step": step, "seed": config.seed,
             "examples_seen": step * config.data.batch_size, "train_seconds": train_seconds()}
     checkpointing.save(manager, step, state, meta, eval_metrics)
+    if record_pending:  # the first checkpoint of this config: now it may be recorded
+      manager.wait_until_finished()
+      if is_chief:
+        run_dir.record_config(config)
+      record_pending = False
 
   def run_eval(step):
     # This host's copy of the (replicated) parameters: no cross-host transfer onto the local mesh.
@@ -161,55 +191,79 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     log.images(step, {"val/masked_output_clean": grid})
     return means, grid
 
-  profile = _ProfileWindow(config.train, os.path.join(workdir, "profile"))
-  step, last_eval = start_step, None  # last_eval: (step, means, grid)
-  while step < config.train.steps and not stop.requested:
-    profile.before_step(step)
-    state, step_metrics = step_fn(state, train_feed.resident, next(batches))
-    step += 1
-    profile.after_step(step, step_metrics)
-    is_save = step % config.train.checkpoint_every == 0 or step == config.train.steps
-    if step % config.train.log_every == 0 or is_save:
-      values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-      if not all(np.isfinite(v) for v in values.values()):
-        manager.wait_until_finished()
-        raise FloatingPointError(
-            f"non-finite training metrics at step {step}: {values}; stopped without saving "
-            f"(last good checkpoint: step {manager.latest_step()} in {manager.directory})")
-      log.scalars(step, {**{f"train/{k}": v for k, v in values.items()},
-                         "time/train_seconds": train_seconds()})
-      progress.update(step, values["loss"])
-    else:
-      progress.update(step)
-    if step % config.train.eval_every == 0 or step == config.train.steps:
-      last_eval = (step, *run_eval(step))
-    if is_save:
-      save(step, last_eval[1] if last_eval and last_eval[0] == step else None)
-  profile.finish()
-  if stop.requested and step < config.train.steps:
-    save(step)
+  try:
+    profile = _ProfileWindow(config.train, run_dir.file("profile"))
+    step, last_eval = start_step, None  # last_eval: (step, means, grid)
+    stopping = False
+    while step < config.train.steps and not stopping:
+      profile.before_step(step)
+      state, step_metrics = step_fn(state, train_feed.resident, next(batches))
+      step += 1
+      profile.after_step(step, step_metrics)
+      stopping = preemption.reached(step) and step < config.train.steps
+      is_save = (step % config.train.checkpoint_every == 0 or step == config.train.steps
+                 or stopping)
+      if step % config.train.log_every == 0 or is_save:
+        values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+        if not all(np.isfinite(v) for v in values.values()):
+          manager.wait_until_finished()
+          raise TrainingDiverged(
+              f"non-finite training metrics at step {step}: {values}; stopped without saving "
+              f"(last good checkpoint: step {manager.latest_step()} in {manager.directory})")
+        log.scalars(step, {**{f"train/{k}": v for k, v in values.items()},
+                           "time/train_seconds": train_seconds()})
+        progress.update(step, values["loss"])
+      else:
+        progress.update(step)
+      if not stopping and (step % config.train.eval_every == 0 or step == config.train.steps):
+        last_eval = (step, *run_eval(step))
+      if is_save:
+        save(step, last_eval[1] if last_eval and last_eval[0] == step else None)
+    profile.finish()
+    if stopping:
+      manager.wait_until_finished()
+      manager.close()
+      log.close()
+      logging.warning("stopped at step %d on SIGTERM; rerun the same command to resume", step)
+      print(f"maskae: stopped at step {step} on SIGTERM (checkpoint saved); rerun the same "
+            "command to resume", flush=True)
+      return {"step": step, "stopped": "SIGTERM"}
+
+    # A run resumed at (or past) its last step has not evaluated yet.
+    _, means, grid = last_eval if last_eval and last_eval[0] == step else (step, *run_eval(step))
+    log.close()
     manager.wait_until_finished()
-    logging.warning("stopped at step %d on SIGTERM; rerun the same command to resume", step)
-    return {"step": step, "stopped": "SIGTERM"}
+    if record_pending and is_chief:  # resumed at its last step: no new checkpoint was needed
+      run_dir.record_config(config)
+    summary = _summary(run_dir, step, val_feed.num_faces, means, manager)
+    summary["train_seconds"] = round(train_seconds(), 1)
+    memory = jax.local_devices()[0].memory_stats()  # None on CPU, where it is host memory
+    if memory and "peak_bytes_in_use" in memory:
+      summary["device_memory_peak_bytes"] = int(memory["peak_bytes_in_use"])
+    if is_chief:
+      workdir.write_png(summary["files"]["grid"], grid)
+      workdir.write_json(summary["files"]["metrics"], summary)
+      _print_summary(summary)
+    manager.close()
+    return summary
+  except BaseException:
+    _abandon(manager, run_dir, is_chief)
+    raise
 
-  # A run resumed at (or past) its last step has not evaluated yet.
-  _, means, grid = last_eval if last_eval and last_eval[0] == step else (step, *run_eval(step))
-  log.close()
-  manager.wait_until_finished()
-  summary = _summary(workdir, step, val_feed.num_faces, means, manager)
-  summary["train_seconds"] = round(train_seconds(), 1)
-  memory = jax.local_devices()[0].memory_stats()  # None on CPU, where it is host memory
-  if memory and "peak_bytes_in_use" in memory:
-    summary["device_memory_peak_bytes"] = int(memory["peak_bytes_in_use"])
+
+def _abandon(manager, run_dir: workdir.Workdir, is_chief: bool) -> None:
+  """After a failure: lets a pending save end (its own error is the one already raised, or a
+  consequence of it) and removes what a save cut short left, so nothing partial remains."""
+  try:
+    manager.wait_until_finished()
+    manager.close()
+  except Exception:  # pylint: disable=broad-except  # the failure being handled is re-raised
+    pass
   if is_chief:
-    reporting.save_png(summary["files"]["grid"], grid)
-    reporting.write_json(summary["files"]["metrics"], summary)
-    _print_summary(summary)
-  manager.close()
-  return summary
+    checkpointing.remove_partial_saves(run_dir.checkpoint_dir)
 
 
-def _summary(workdir, step, num_examples, means, manager) -> dict:
+def _summary(run_dir: workdir.Workdir, step, num_examples, means, manager) -> dict:
   model_metrics = {k: v for k, v in means.items() if not k.startswith("input/")}
   input_metrics = {k[len("input/"):]: v for k, v in means.items() if k.startswith("input/")}
   return {
@@ -220,12 +274,12 @@ def _summary(workdir, step, num_examples, means, manager) -> dict:
       "masked_input": input_metrics,
       "best_checkpoint_step": manager.best_step(),
       "files": {
-          "metrics": os.path.join(workdir, "metrics.json"),
-          "metrics_log": os.path.join(workdir, "metrics.jsonl"),
-          "grid": os.path.join(workdir, "val_grid.png"),
+          "metrics": run_dir.file(workdir.METRICS_FILE),
+          "metrics_log": run_dir.file(workdir.METRICS_LOG_FILE),
+          "grid": run_dir.file(workdir.GRID_FILE),
           "checkpoints": str(manager.directory),
-          "tensorboard": workdir,
-          "config": os.path.join(workdir, CONFIG_FILE),
+          "tensorboard": run_dir.path,
+          "config": run_dir.file(workdir.CONFIG_FILE),
       },
   }
 

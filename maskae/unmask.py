@@ -16,11 +16,9 @@ import sys
 import cv2
 import numpy as np
 from absl import app, flags, logging
-from PIL import Image, ImageOps
 
-from maskae import inference
+from maskae import errors, face_sources, inference, workdir
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 # Haar face box -> the framing of the model's aligned training crops (whose lower edge takes
 # in the chin): (scale, shift) = crop side / box width, (crop centre y - box centre y) / box
@@ -33,7 +31,7 @@ FEATHER = 0.15  # blend ramp width at the crop's edges, as a fraction of the cro
 
 def define_flags() -> None:
   """The command's flags (defined only when run as a command, so importing this is free)."""
-  flags.DEFINE_string("workdir", None, "A trained workdir (its config.json and checkpoints; the "
+  flags.DEFINE_string("workdir", None, "A trained workdir (its config.py and checkpoints; the "
                       "best checkpoint is used, else the latest).")
   flags.DEFINE_string("output", None, "Folder for the results (created if needed).")
   flags.DEFINE_bool("detect_faces", False, "Find faces in ordinary photos (OpenCV Haar cascade) "
@@ -47,18 +45,11 @@ class InputError(Exception):
 
 
 def read_photo(path: str) -> np.ndarray:
-  """A photo at full size as uint8 [H,W,3]: EXIF orientation applied, any mode converted to RGB
-  (transparency over white)."""
+  """A photo at full size as uint8 [H,W,3] (face_sources.read_photo: EXIF orientation, 16-bit
+  and other modes, transparency over white); InputError if it cannot be decoded."""
   try:
-    with Image.open(path) as im:
-      im.load()
-      im = ImageOps.exif_transpose(im)
-      if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        im = Image.new("RGB", rgba.size, (255, 255, 255))
-        im.paste(rgba, mask=rgba.getchannel("A"))
-      return np.asarray(im.convert("RGB"), dtype=np.uint8)
-  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    return face_sources.read_photo(path)
+  except face_sources.UNREADABLE_ERRORS as e:
     raise InputError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
 
 
@@ -71,7 +62,7 @@ def find_inputs(inputs: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
       for root, dirs, files in os.walk(item):
         dirs.sort()
         for name in sorted(files):
-          if name.lower().endswith(IMAGE_EXTENSIONS):
+          if name.lower().endswith(face_sources.IMAGE_EXTENSIONS):
             path = os.path.join(root, name)
             found.append((path, os.path.splitext(os.path.relpath(path, item))[0]))
     elif os.path.isfile(item):
@@ -185,9 +176,7 @@ def unmask_faces(photo: np.ndarray, predict, size: int, cascade,
 
 def _write_png(path: str, image: np.ndarray) -> None:
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  tmp = path + ".tmp.png"
-  Image.fromarray(image).save(tmp)
-  os.replace(tmp, path)
+  workdir.write_png(path, image)
 
 
 def _outputs_for(output_dir: str, name: str, side_by_side: bool) -> list[str]:
@@ -234,10 +223,11 @@ def main(argv):
     raise app.UsageError("usage: python -m maskae.unmask --workdir W INPUT... --output DIR")
   try:
     cascade = load_face_detector() if FLAGS.detect_faces else None
-    config = inference.read_config(FLAGS.workdir)
-    trained = inference.restore(FLAGS.workdir, config)
-  except (inference.CheckpointError, RuntimeError) as e:
-    raise SystemExit(f"maskae.unmask: error: {e}") from None
+  except RuntimeError as e:
+    raise errors.UserError(str(e)) from None
+  run_dir = workdir.Workdir(FLAGS.workdir)
+  config = run_dir.trained_config()
+  trained = inference.restore(run_dir, config)
   logging.info("model: %s (step %d, %s)", trained.directory, trained.step, trained.selected)
   found, failures = find_inputs(inputs)
   for failure in failures:
@@ -261,4 +251,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  errors.run(main, "maskae.unmask")

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from configs import default
-from maskae import checkpointing, evaluate, inference
+from maskae import checkpointing, errors, evaluate, inference, workdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The trained_workdir's model and data sizes (tests/conftest.py); num_test is free to differ.
@@ -98,52 +98,35 @@ def test_evaluate_without_checkpoint_is_a_one_line_error(tmp_path):
   assert last.startswith("maskae: error:") and "not a trained maskae workdir" in last
   assert not missing.exists()
 
-  (tmp_path / "no_ckpt").mkdir()
-  with open(tmp_path / "no_ckpt" / "config.json", "w") as f:
-    f.write(tiny_config().to_json_best_effort())
-  with pytest.raises(inference.CheckpointError, match="no checkpoint in"):
-    inference.restore(str(tmp_path / "no_ckpt"), tiny_config())
+  no_checkpoint = workdir.Workdir(str(tmp_path / "no_ckpt"))
+  os.makedirs(no_checkpoint.path)
+  no_checkpoint.record_config(tiny_config())
+  with pytest.raises(errors.CheckpointError, match="no checkpoint in"):
+    inference.restore(no_checkpoint, tiny_config())
   assert not (tmp_path / "no_ckpt" / "checkpoints").exists()
 
 
 def test_model_config_must_match_the_workdir(trained_workdir):
   config = tiny_config()
   config.data.num_test, config.train.steps = 99, 7  # free to differ
-  inference.check_matches(config, str(trained_workdir))
+  run_dir = workdir.Workdir(str(trained_workdir))
+  run_dir.check_model(config)
   config.model.features = (16, 32)
   config.data.image_size = 64
-  with pytest.raises(inference.CheckpointError, match="model.features, data.image_size"):
-    inference.check_matches(config, str(trained_workdir))
+  with pytest.raises(errors.WorkdirError, match="data.image_size, model.features"):
+    run_dir.check_model(config)
 
 
 def test_checkpoint_metrics_persist_for_best_selection(trained_workdir):
-  config = inference.read_config(str(trained_workdir))
-  manager = checkpointing.create_manager(str(trained_workdir), config.train)
+  run_dir = workdir.Workdir(str(trained_workdir))
+  config = run_dir.trained_config()
+  manager = checkpointing.create_manager(run_dir.checkpoint_dir, config.train, read_only=True)
   try:
-    assert manager.metrics(4)["psnr_masked"] > 0
-    assert inference.choose_step(manager) == (4, "best")
+    assert manager.metrics(4)["psnr_masked"] > 0 and manager.best_step() == 4
   finally:
     manager.close()
-
-
-class _FakeManager:
-  directory = "/nowhere/checkpoints"
-
-  def __init__(self, latest, best):
-    self._latest, self._best = latest, best
-
-  def latest_step(self):
-    return self._latest
-
-  def best_step(self):
-    return self._best
-
-
-def test_choose_step_prefers_best_then_latest():
-  assert inference.choose_step(_FakeManager(8, 4)) == (4, "best")
-  assert inference.choose_step(_FakeManager(8, None)) == (8, "latest")
-  with pytest.raises(inference.CheckpointError, match="no checkpoint in /nowhere"):
-    inference.choose_step(_FakeManager(None, None))
+  trained = inference.restore(run_dir, config)
+  assert (trained.step, trained.selected) == (4, "best")
 
 
 def test_example_keeper_keeps_random_best_and_worst():

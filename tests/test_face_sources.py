@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from configs import default
-from maskae import face_sources, masks
+from maskae import errors, face_sources, masks
 from third_party.face_folder import face_folder_dataset_builder as face_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -319,7 +319,7 @@ def test_tfds_source_errors_are_one_line(tfds_dir):
 
 
 def test_tfds_known_but_unprepared_dataset_says_how_to_build_it(tmp_path):
-  with pytest.raises(FileNotFoundError, match='"face_folder" is not prepared in .*tfds build'):
+  with pytest.raises(errors.DataError, match='"face_folder" is not prepared in .*tfds build'):
     face_sources.load(tfds_config(tmp_path), "train", 0)
 
 

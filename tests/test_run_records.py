@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from maskae import config_files, input_pipeline, run_records
+from maskae import config_files, errors, input_pipeline, run_records, workdir
 
 
 def test_config_source_round_trips_through_a_loadable_file(tmp_path):
@@ -30,10 +30,10 @@ def test_config_source_round_trips_through_a_loadable_file(tmp_path):
 
 
 def test_load_module_errors_name_the_file(tmp_path):
-  with pytest.raises(FileNotFoundError, match="no such config file: .*missing.py"):
+  with pytest.raises(errors.UserError, match="no such config file: .*missing.py"):
     config_files.load_module(str(tmp_path / "missing.py"))
   (tmp_path / "empty.py").write_text("X = 1\n")
-  with pytest.raises(AttributeError, match="empty.py: a config file must define get_config"):
+  with pytest.raises(errors.UserError, match="empty.py: a config file must define get_config"):
     config_files.get_config(str(tmp_path / "empty.py"))
 
 
@@ -71,9 +71,10 @@ def test_write_records_the_run_and_keeps_earlier_invocations(tmp_path):
                                            np.zeros((3, 8, 2), np.float32), "synthetic:train"),
            "val": input_pipeline.FaceSet(np.zeros((2, 4, 4, 3), np.uint8),
                                          np.zeros((2, 8, 2), np.float32), "synthetic:val")}
-  run_records.write(str(tmp_path), config, faces, start_step=0)
-  record = run_records.write(str(tmp_path), config, faces, start_step=5)
-  with open(tmp_path / run_records.RECORD_FILE) as f:
+  run_dir = workdir.Workdir(str(tmp_path))
+  run_records.write(run_dir, config, faces, 0, [])
+  record = run_records.write(run_dir, config, faces, 5, ["train.steps"])
+  with open(tmp_path / workdir.RUN_RECORD_FILE) as f:
     assert json.load(f) == record
   assert record["start_step"] == 5
   assert [r["start_step"] for r in record["earlier_invocations"]] == [0]
@@ -81,5 +82,6 @@ def test_write_records_the_run_and_keeps_earlier_invocations(tmp_path):
                             "val": {"fingerprint": "synthetic:val", "num_examples": 2}}
   assert record["seeds"] == {"seed": 7}
   assert record["devices"]["platform"] == "cpu" and record["devices"]["count"] >= 1
-  assert record["config"]["seed"] == 7 and record["packages"]["jax"]
-  assert config_files.get_config(str(tmp_path / run_records.CONFIG_FILE)) == config
+  assert record["packages"]["jax"] and record["config_file"] == workdir.CONFIG_FILE
+  assert record["config_changes"] == ["train.steps"]
+  assert record["earlier_invocations"][0]["config_changes"] == []

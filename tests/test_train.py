@@ -12,7 +12,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import default
-from maskae import train
+from maskae import errors, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config.data.image_size=32", "--config.data.num_train=32", "--config.data.num_val=8",
@@ -62,7 +62,7 @@ def test_changed_config_is_refused_with_the_differing_keys(tmp_path):
   train.train_and_evaluate(tiny_config(1), str(tmp_path))
   changed = tiny_config(1)
   changed.train.learning_rate = 0.5
-  with pytest.raises(ValueError, match="keys that differ: train.learning_rate"):
+  with pytest.raises(errors.WorkdirError, match="keys that differ: train.learning_rate"):
     train.train_and_evaluate(changed, str(tmp_path))
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maskae import inference, unmask
+from maskae import inference, unmask, workdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UTKFACE_IMAGE = os.path.join(os.path.dirname(REPO), "shared", "data", "utkface", "images",
@@ -64,7 +64,8 @@ def test_unmask_end_to_end(trained_workdir, tmp_path):
   with Image.open(out / "sub" / "wide_side_by_side.png") as im:
     assert im.size == (100, 40)
   # An aligned crop at the model's size comes back as exactly the model's output.
-  trained = inference.restore(str(trained_workdir), inference.read_config(str(trained_workdir)))
+  run_dir = workdir.Workdir(str(trained_workdir))
+  trained = inference.restore(run_dir, run_dir.trained_config())
   expected = trained.predict(aligned[None].astype(np.float32) / 255.0)[0] * 255.0
   result = np.asarray(Image.open(out / "face_unmasked.png"), np.float32)
   assert np.abs(result - expected).max() <= 1.0
@@ -94,9 +95,9 @@ def test_unmask_missing_or_incompatible_checkpoint(trained_workdir, tmp_path):
 
   other = tmp_path / "other_model"
   shutil.copytree(trained_workdir, other)
-  config = json.loads((other / "config.json").read_text())
-  config["model"]["features"] = [16, 32]
-  (other / "config.json").write_text(json.dumps(config))
+  config = workdir.Workdir(str(other)).trained_config()
+  config.model.features = (16, 32)
+  workdir.Workdir(str(other)).record_config(config)
   mismatch = run_unmask("--workdir", other, image, "--output", tmp_path / "out")
   assert mismatch.returncode != 0 and "Traceback" not in mismatch.stderr
   assert "does not fit the model of the config: parameter params" in mismatch.stderr
