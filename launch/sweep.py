@@ -10,7 +10,9 @@ The sweep config file defines get_config() (the base) and get_sweep() (a list of
 as a subprocess, one per GPU (pinned with CUDA_VISIBLE_DEVICES) or --parallel at a time on CPU,
 with its output in <trial dir>/train.log. A trial is finished when its workdir has metrics.json:
 rerunning the same command skips finished trials and resumes the others from their checkpoints.
-A failed trial is recorded and the sweep goes on; the command then exits with status 1.
+A failed trial is recorded and the sweep goes on; the command then exits with status 1. Each
+trial's config is validated (maskae.config_checks) before it is launched: an invalid one fails at
+once, with its bad keys in its record and log, without starting a process.
 
 Files in the sweep workdir: sweep.json (the sweep, fixed by the first run), sweep_state.json (the
 status of every trial), results.csv and results.md (trials sorted by --metric) and
@@ -130,24 +132,24 @@ def trial_config(trial: Trial, config_path: str, extra_flags: list[str]):
   """The resolved config a trial's maskae.main will run (the same flags, parsed the same way)."""
   values = flags.FlagValues()
   config_flags.DEFINE_config_file("config", config_path, flag_values=values, lock_config=True)
+  argv = ["maskae.main", "--config", config_path, *extra_flags,
+          *sweep_spec.to_flags(trial.overrides)]
+  saved, sys.argv = sys.argv, argv  # config_flags reads the overrides from sys.argv
   try:
-    values(["launch.sweep", "--config", config_path, *extra_flags,
-            *sweep_spec.to_flags(trial.overrides)])
+    values(argv)
     return values.config
   except Exception as e:  # pylint: disable=broad-except  # config_flags raises several kinds
-    raise UserError(f"trial {trial.name}: {' '.join(str(e).split())}") from None
+    raise UserError(" ".join(str(e).split())) from None
+  finally:
+    sys.argv = saved
 
 
-def validate_trials(trials: list[Trial], config_path: str, extra_flags: list[str]) -> None:
-  """Raises one UserError naming every trial whose config is invalid, and its bad keys."""
-  found = []
-  for trial in trials:
-    problems = config_checks.problems(trial_config(trial, config_path, extra_flags))
-    if problems:
-      found.append(f"trial {trial.name}: {'; '.join(problems)}")
-  if found:
-    raise UserError(f"{len(found)} of {len(trials)} trials have bad configs (nothing was run): "
-                    + " | ".join(found))
+def trial_problems(trial: Trial, config_path: str, extra_flags: list[str]) -> list[str]:
+  """What is wrong with a trial's config (config_checks.problems), [] if nothing."""
+  try:
+    return config_checks.problems(trial_config(trial, config_path, extra_flags))
+  except UserError as e:
+    return [str(e)]
 
 
 def record_plan(config_path: str, sweep_dir: str, extra_flags: list[str],
@@ -200,6 +202,15 @@ def run_trial(trial: Trial, config_path: str, extra_flags: list[str], gpu: str |
   record = {"status": "running", "attempts": trial_status(trial)["attempts"] + 1, "gpu": gpu,
             "command": shlex.join(command), "started": _now()}
   record_path = os.path.join(trial.workdir, TRIAL_FILE)
+  problems = trial_problems(trial, config_path, extra_flags)
+  if problems:  # validated before launching: an invalid trial fails at once, the others go on
+    error = f"invalid config: {'; '.join(problems)}"
+    with open(os.path.join(trial.workdir, LOG_FILE), "a") as log:
+      log.write(f"=== launch.sweep attempt {record['attempts']} at {record['started']}: not "
+                f"launched, {error}\n")
+    record.update(status="failed", returncode=None, error=error, finished=_now(), seconds=0.0)
+    workdir_lib.write_json(record_path, record)
+    return record
   workdir_lib.write_json(record_path, record)
   start = time.time()
   with open(os.path.join(trial.workdir, LOG_FILE), "a") as log:
@@ -396,11 +407,12 @@ def main(args) -> int:
   if FLAGS.describe:
     print(len(trials), sweep_dir)
     return 0
-  validate_trials(trials, config_path, extra_flags)
   if FLAGS.dry_run:
     print(f"sweep {config_path}: {len(trials)} trials in {sweep_dir}")
     for trial in trials:
+      problems = [] if trial.finished else trial_problems(trial, config_path, extra_flags)
       print(f"{trial.name}: " + ("finished" if trial.finished else
+                                 f"invalid config: {'; '.join(problems)}" if problems else
                                  shlex.join(trial_command(trial, config_path, extra_flags))))
     return 0
   if FLAGS.aggregate_only:

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from launch import sweep
+from maskae import errors
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config.data.image_size=32", "--config.train.steps=2", "--config.data.num_train=16",
@@ -78,7 +79,7 @@ def test_aggregate_sorts_by_metric_and_plots_each_swept_key(tmp_path):
   rows = sweep.aggregate(trials, str(tmp_path / "s"), "model.mae",
                          sweep.metric_mode("model.mae", "auto"))
   assert [r["index"] for r in rows if "rank" in r] == [1, 3, 0]
-  with pytest.raises(ValueError, match="model.nope is not in .*available: .*model.psnr_masked"):
+  with pytest.raises(errors.UserError, match="model.nope is not in .*available: .*model.psnr_masked"):
     sweep.aggregate(trials, str(tmp_path / "s"), "model.nope", "max")
 
 
@@ -109,6 +110,16 @@ def test_override_of_a_swept_key_and_a_changed_sweep_are_errors(tmp_path):
   assert "holds a different sweep (extra_flags differ)" in result.stderr
 
 
+def test_each_trial_config_is_validated_before_launch(tmp_path):
+  config = write_sweep(tmp_path, [{"model.kernel_size": 0}, {"model.kernel_size": 3}])
+  trials = sweep.plan(config, str(tmp_path / "s"), TINY)
+  assert sweep.trial_problems(trials[0], config, TINY) == ["model.kernel_size=0: must be > 0"]
+  assert sweep.trial_problems(trials[1], config, TINY) == []
+  result = run_sweep(config, tmp_path / "s", "--dry_run", *TINY)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert f"{trials[0].name}: invalid config: model.kernel_size=0: must be > 0" in result.stdout
+
+
 def test_sweep_end_to_end_isolates_failures_skips_finished_and_resumes(tmp_path):
   # Trial 2's override does not parse: it fails, the others still run, one per "GPU" (CPU here:
   # CUDA_VISIBLE_DEVICES is set but unused).
@@ -129,7 +140,8 @@ def test_sweep_end_to_end_isolates_failures_skips_finished_and_resumes(tmp_path)
   assert [t["status"] for t in state["trials"]] == ["done", "done", "failed"]
   assert state["counts"] == {"done": 2, "failed": 1}
   with open(state["trials"][2]["log"]) as f:
-    assert "kernel_size=abc" in f.read()
+    assert "not launched, invalid config: flag --config.model.kernel_size=abc" in f.read()
+  assert sweep.trial_status(trials[2])["error"].startswith("invalid config: ")
   assert f"1 of 3 trials did not finish: {trials[2].name}" in result.stdout
   with open(workdir / "results.csv") as f:
     table = list(csv.DictReader(f))
