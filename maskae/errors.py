@@ -134,11 +134,18 @@ def _parse_flags(argv: list[str], prog: str) -> list[str]:
   except Exception as e:  # pylint: disable=broad-except  # config_flags raises several kinds
     if os.environ.get(TRACEBACK_ENV) == "1":
       raise
-    # ml_collections' unknown-key error is the repr of a KeyError with a "Did you mean" line.
-    text = " ".join(str(e).replace("\\n", " ").replace("\\'", "'").strip("'\" ").split())
-    bad = [a.split("=", 1)[0] for a in argv[1:] if a.startswith("--")
-           and a.split("=", 1)[0].rsplit(".", 1)[-1].strip("-") in text]
-    fail((f"{bad[0]}: " if bad else "") + (text or type(e).__name__), prog)
+    text = str(e)
+    if len(text) > 1 and text[0] in "'\"" and text[-1] == text[0]:  # a repr (KeyError)
+      text = text[1:-1].replace("\\n", " ").replace("\\'", "'")
+    text = " ".join(text.split())
+    # ml_collections' unknown-key error: the repr of "'<leaf>'\nDid you mean ...".
+    unknown = re.match(r"'?([A-Za-z_]\w*)'\s*(Did you mean.*)?$", text)
+    if unknown:
+      named = [a.split("=", 1)[0] for a in argv[1:] if a.startswith("--config")
+               and unknown.group(1) in a.split("=", 1)[0].split(".")[1:]]
+      text = (f"{named[0] if named else unknown.group(1)}: no such config key"
+              + (f" ({unknown.group(2)})" if unknown.group(2) else ""))
+    fail(text or type(e).__name__, prog)
     raise  # not reached
 
 

@@ -28,7 +28,6 @@ import queue
 import threading
 from typing import Iterator
 
-import jax
 import ml_collections
 import numpy as np
 

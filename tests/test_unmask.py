@@ -1,7 +1,6 @@
 """`python -m maskae.unmask` end to end (good, corrupt, existing, missing), and its parts."""
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess

@@ -210,6 +210,10 @@ def test_impossible_configs_fail_at_once_in_one_line_naming_the_key(tmp_path):
            for name, (flags, env, _) in cases.items()}
   missing = run(command("maskae.main", "--config", tmp_path / "nope.py", "--workdir",
                         tmp_path / "missing"))
+  shown = run(main_command(tmp_path / "shown", "--config.data.image_size=60"),
+              env={"MASKAE_TRACEBACK": "1"})
+  assert shown.returncode == 1 and "Traceback" in shown.stderr
+  assert "maskae.errors.ConfigError: config has 1 bad key(s)" in shown.stderr
   lines = {}
   for name, proc in procs.items():
     out, err = proc.communicate(timeout=300)
@@ -350,11 +354,15 @@ rm "$MNT/filler"
 run --config.train.steps=4 --allow_config_change > "$OUT/again.out" 2> "$OUT/again.err"
 echo $? > "$OUT/again.rc"
 ls "$MNT/run/checkpoints" > "$OUT/checkpoints"
+mount -o remount,ro "$MNT"
+run --config.train.steps=6 --allow_config_change > "$OUT/ro.out" 2> "$OUT/ro.err"
+echo $? > "$OUT/ro.rc"
 """
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_partial_files(tmp_path):
-  """Issue case 5, on a real 16 MiB tmpfs (private mount namespace) filled up by the test."""
+  """Issue case 5, on a real 16 MiB tmpfs (private mount namespace) filled up by the test, then
+  remounted read-only."""
   if shutil.which("unshare") is None or run(["unshare", "-rm", "true"]).returncode:
     pytest.skip("needs unshare -rm (user and mount namespaces) for a private tmpfs")
   mount, out = tmp_path / "mnt", tmp_path / "out"
@@ -374,6 +382,8 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_files(tmp_path):
   assert read("again.rc").strip() == "0", read("again.err")[-3000:]
   assert "resumed from checkpoint at step 2" in read("again.err")
   assert "4" in read("checkpoints").split()
+  read_only = subprocess.CompletedProcess(None, int(read("ro.rc")), read("ro.out"), read("ro.err"))
+  assert one_error(read_only).endswith(f"{mount}/run/train.lock: Read-only file system")
 
 
 def _free_port() -> int:
