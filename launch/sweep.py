@@ -139,7 +139,7 @@ def trial_config(trial: Trial, config_path: str, extra_flags: list[str]):
     values(argv)
     return values.config
   except Exception as e:  # pylint: disable=broad-except  # config_flags raises several kinds
-    raise UserError(" ".join(str(e).split())) from None
+    raise UserError(errors.flag_error_line(e, argv)) from None
   finally:
     sys.argv = saved
 

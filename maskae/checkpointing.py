@@ -78,14 +78,19 @@ def _reason(error: Exception) -> str:
           else text)[:300] or type(error).__name__
 
 
+def no_checkpoint(directory) -> CheckpointError:
+  """The error for a checkpoint directory with no checkpoint (or none at all)."""
+  return CheckpointError(f"no checkpoint in {directory}; train first with "
+                         "python -m maskae.main --config ... --workdir ...")
+
+
 def restore_newest(manager: ocp.CheckpointManager, target_state, steps=None):
   """(state, meta, step, skipped) of the first of `steps` (default: every saved step, newest
   first) that restores into `target_state` and fits it; `skipped` lists (step, reason) of the
   ones before it, each also logged in one line. CheckpointError when none restores."""
   steps = sorted(manager.all_steps(), reverse=True) if steps is None else list(steps)
   if not steps:
-    raise CheckpointError(f"no checkpoint in {manager.directory}; train first with "
-                          "python -m maskae.main --config ... --workdir ...")
+    raise no_checkpoint(manager.directory)
   skipped = []
   for step in steps:
     try:

@@ -6,14 +6,10 @@ import os
 
 import ml_collections
 
-from maskae import config_files, masks, models
+from maskae import config_files, face_sources, input_pipeline, masks, metrics, models
 from maskae.errors import ConfigError
 
-_SOURCES = ("synthetic", "folder", "tfds")
-_FEEDS = ("auto", "device", "host", "stream")
-_METRICS = ("psnr_masked", "ssim_masked", "mae_masked", "mse_masked", "psnr", "ssim", "mae",
-            "mse", "keras_accuracy")
-_MIN_IMAGE_SIZE = 16  # SSIM's 11 x 11 window must fit
+_MIN_IMAGE_SIZE = 16  # SSIM's 11 x 11 window (metrics.SSIM_FILTER_SIZE) must fit
 
 
 def _is_int(v) -> bool:
@@ -42,14 +38,14 @@ _POSITIVE_INTS = (lambda v: all(x > 0 for x in v)), "positive integers"
 # number >= 0 or NaN: a NaN run is how the non-finite stop is exercised.
 _FIELDS = {
     "seed": (_is_int, "an int", _ANY),
-    "data.source": (lambda v: isinstance(v, str), "a string", _one_of(*_SOURCES)),
+    "data.source": (lambda v: isinstance(v, str), "a string", _one_of(*face_sources.SOURCES)),
     "data.image_size": (_is_int, "an int", ((lambda v: v >= _MIN_IMAGE_SIZE),
                                             f">= {_MIN_IMAGE_SIZE}")),
     "data.num_train": (_is_int, "an int", _POSITIVE),
     "data.num_val": (_is_int, "an int", _POSITIVE),
     "data.num_test": (_is_int, "an int", _POSITIVE),
     "data.batch_size": (_is_int, "an int", _POSITIVE),
-    "data.feed": (lambda v: isinstance(v, str), "a string", _one_of(*_FEEDS)),
+    "data.feed": (lambda v: isinstance(v, str), "a string", _one_of(*input_pipeline.FEEDS)),
     "data.num_parallel_calls": (_is_int, "an int", ((lambda v: v == -1 or v > 0),
                                                     "-1 (autotune) or > 0")),
     "data.prefetch": (_is_int, "an int", _NON_NEGATIVE),
@@ -63,7 +59,8 @@ _FIELDS = {
     "data.tfds_splits.val": (lambda v: isinstance(v, str), "a string", _ANY),
     "data.tfds_splits.test": (lambda v: isinstance(v, str), "a string", _ANY),
     "data.tfds_image_key": (lambda v: isinstance(v, str), "a string", _ANY),
-    "data.landmark_template": (lambda v: isinstance(v, str), "a string", _one_of("utkface")),
+    "data.landmark_template": (lambda v: isinstance(v, str), "a string",
+                               _one_of(*face_sources.LANDMARK_TEMPLATES)),
     "data.mask.styles": (lambda v: isinstance(v, (tuple, list)), "a tuple", _ANY),
     "data.mask.style_weights": (lambda v: isinstance(v, (tuple, list)), "a tuple", _ANY),
     "data.mask.coverage": (lambda v: _is_number(v) or isinstance(v, (tuple, list)),
@@ -109,7 +106,7 @@ _FIELDS = {
     "train.eval_every": (_is_int, "an int", _POSITIVE),
     "train.checkpoint_every": (_is_int, "an int", _POSITIVE),
     "train.keep_checkpoints": (_is_int, "an int", _POSITIVE),
-    "train.best_metric": (lambda v: isinstance(v, str), "a string", _one_of(*_METRICS)),
+    "train.best_metric": (lambda v: isinstance(v, str), "a string", _one_of(*metrics.NAMES)),
     "train.best_mode": (lambda v: isinstance(v, str), "a string", _one_of("max", "min")),
     "train.num_grid_examples": (_is_int, "an int", _NON_NEGATIVE),
     "train.profile_start_step": (_is_int, "an int", _NON_NEGATIVE),

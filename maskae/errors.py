@@ -119,6 +119,23 @@ def _quiet_background_errors() -> None:
     handler.addFilter(_OneLineLibraryErrors())
 
 
+def flag_error_line(error: Exception, argv: list[str]) -> str:
+  """One line for a failure to parse `argv` (absl / ml_collections config_flags): an unknown
+  config key is named by its flag, with ml_collections' "Did you mean" suggestion."""
+  text = str(error)
+  if len(text) > 1 and text[0] in "'\"" and text[-1] == text[0]:  # a repr (KeyError)
+    text = text[1:-1].replace("\\n", " ").replace("\\'", "'")
+  text = " ".join(text.split())
+  # ml_collections' unknown-key error: the repr of "'<leaf>'\nDid you mean ...".
+  unknown = re.match(r"'?([A-Za-z_]\w*)'\s*(Did you mean.*)?$", text)
+  if unknown:
+    named = [a.split("=", 1)[0] for a in argv[1:] if a.startswith("--config")
+             and unknown.group(1) in a.split("=", 1)[0].split(".")[1:]]
+    text = (f"{named[0] if named else unknown.group(1)}: no such config key"
+            + (f" ({unknown.group(2)})" if unknown.group(2) else ""))
+  return text or type(error).__name__
+
+
 def _parse_flags(argv: list[str], prog: str) -> list[str]:
   """absl flag parsing with every failure (unknown flag or config key, bad value) as one line."""
   try:
@@ -134,18 +151,7 @@ def _parse_flags(argv: list[str], prog: str) -> list[str]:
   except Exception as e:  # pylint: disable=broad-except  # config_flags raises several kinds
     if os.environ.get(TRACEBACK_ENV) == "1":
       raise
-    text = str(e)
-    if len(text) > 1 and text[0] in "'\"" and text[-1] == text[0]:  # a repr (KeyError)
-      text = text[1:-1].replace("\\n", " ").replace("\\'", "'")
-    text = " ".join(text.split())
-    # ml_collections' unknown-key error: the repr of "'<leaf>'\nDid you mean ...".
-    unknown = re.match(r"'?([A-Za-z_]\w*)'\s*(Did you mean.*)?$", text)
-    if unknown:
-      named = [a.split("=", 1)[0] for a in argv[1:] if a.startswith("--config")
-               and unknown.group(1) in a.split("=", 1)[0].split(".")[1:]]
-      text = (f"{named[0] if named else unknown.group(1)}: no such config key"
-              + (f" ({unknown.group(2)})" if unknown.group(2) else ""))
-    fail(text or type(e).__name__, prog)
+    fail(flag_error_line(e, argv), prog)
     raise  # not reached
 
 

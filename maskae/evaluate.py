@@ -19,8 +19,7 @@ from maskae import workdir as run_workdir
 from maskae.errors import ConfigError
 
 SPLITS = ("val", "test")
-METRICS = ("psnr_masked", "ssim_masked", "mae_masked", "mse_masked", "psnr", "ssim", "mae", "mse",
-           "keras_accuracy")
+METRICS = metrics_lib.NAMES
 MODEL = "model"
 METHOD_NAMES = {**baselines.NAMES, MODEL: "autoencoder (ours)"}
 RANK_METRIC = "psnr_masked"  # orders the best / worst grids (the model's score)

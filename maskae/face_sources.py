@@ -35,7 +35,7 @@ UNREADABLE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error,
                      Image.DecompressionBombError)
 # Procedural identities of each split come from disjoint index ranges of the generator.
 _SYNTHETIC_SPLIT_START = {"train": 0, "val": 1_000_000, "test": 2_000_000}
-_LANDMARK_TEMPLATES = {"utkface": masks.UTKFACE_TEMPLATE}
+LANDMARK_TEMPLATES = {"utkface": masks.UTKFACE_TEMPLATE}
 # Transparent pixels of RGBA / LA / palette images are composited over this colour.
 _BACKGROUND = (255, 255, 255)
 
@@ -69,10 +69,10 @@ def folder_fingerprint(folder: str, split: str, paths: list[str]) -> str:
 
 def landmark_template(name: str) -> np.ndarray:
   """The [8, 2] landmark template called `name` (data.landmark_template)."""
-  if name not in _LANDMARK_TEMPLATES:
+  if name not in LANDMARK_TEMPLATES:
     raise DataError(f'unknown data.landmark_template "{name}"; '
-                     f'valid: {", ".join(_LANDMARK_TEMPLATES)}')
-  return _LANDMARK_TEMPLATES[name]
+                     f'valid: {", ".join(LANDMARK_TEMPLATES)}')
+  return LANDMARK_TEMPLATES[name]
 
 
 def list_images(folder: str) -> list[str]:
@@ -125,11 +125,8 @@ def _listed_paths(folder: str, list_file: str, field: str) -> list[str]:
   return paths
 
 
-def read_photo(path: str, draft_size: int | None = None) -> np.ndarray:
-  """A photo as uint8 [H, W, 3], the one decoder of every image file maskae reads: EXIF
-  orientation applied, 16-bit and other high-bit-depth modes scaled to 8 bits, transparency over
-  white, any mode converted to RGB. `draft_size`: a JPEG may be decoded at a reduced scale that
-  is still at least that size. Raises one of UNREADABLE_ERRORS if the file cannot be decoded."""
+def _open_rgb(path: str, draft_size: int | None) -> Image.Image:
+  """The decoder of every image file maskae reads, as an RGB PIL image (see read_photo)."""
   with Image.open(path) as im:
     if draft_size:
       im.draft(None, (draft_size, draft_size))
@@ -145,14 +142,22 @@ def read_photo(path: str, draft_size: int | None = None) -> np.ndarray:
       rgba = im.convert("RGBA")
       im = Image.new("RGB", rgba.size, _BACKGROUND)
       im.paste(rgba, mask=rgba.getchannel("A"))
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return im.convert("RGB")
+
+
+def read_photo(path: str, draft_size: int | None = None) -> np.ndarray:
+  """A photo as uint8 [H, W, 3], the one decoder of every image file maskae reads: EXIF
+  orientation applied, 16-bit and other high-bit-depth modes scaled to 8 bits, transparency over
+  white, any mode converted to RGB. `draft_size`: a JPEG may be decoded at a reduced scale that
+  is still at least that size. Raises one of UNREADABLE_ERRORS if the file cannot be decoded."""
+  return np.asarray(_open_rgb(path, draft_size), dtype=np.uint8)
 
 
 def read_rgb(path: str, size: int) -> np.ndarray:
-  """One face image as uint8 [size, size, 3]: `read_photo`, centre-cropped to a square and
-  resized (Lanczos)."""
-  photo = Image.fromarray(read_photo(path, draft_size=size))
-  return np.asarray(ImageOps.fit(photo, (size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+  """One face image as uint8 [size, size, 3]: decoded as by `read_photo`, centre-cropped to a
+  square and resized (Lanczos)."""
+  image = ImageOps.fit(_open_rgb(path, size), (size, size), Image.Resampling.LANCZOS)
+  return np.asarray(image, dtype=np.uint8)
 
 
 def decode_images(paths: list[str], size: int,

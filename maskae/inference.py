@@ -9,7 +9,6 @@ import jax
 import numpy as np
 
 from maskae import checkpointing, models, train_step, workdir
-from maskae.errors import CheckpointError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,9 +26,8 @@ def restore(run_dir: workdir.Workdir, config) -> TrainedModel:
   """Restores the best checkpoint of `run_dir` for the model of `config` (its recorded config),
   else the newest that restores; skipped ones are logged, none is changed."""
   directory = run_dir.checkpoint_dir
-  if not os.path.isdir(directory):
-    raise CheckpointError(f"no checkpoint in {directory}; train first with "
-                          "python -m maskae.main --config ... --workdir ...")
+  if not os.path.isdir(directory):  # checked first: orbax is not asked to open a missing one
+    raise checkpointing.no_checkpoint(directory)
   model = models.create_model(config.model)
   state = train_step.create_train_state(model, config, jax.random.key(0))
   manager = checkpointing.create_manager(directory, config.train, read_only=True)

@@ -12,6 +12,9 @@ import numpy as np
 from jax import lax
 
 MASK_THRESHOLD = 0.5
+# The per-example metrics of `image_metrics`, in report order.
+NAMES = ("psnr_masked", "ssim_masked", "mae_masked", "mse_masked", "psnr", "ssim", "mae", "mse",
+         "keras_accuracy")
 SSIM_FILTER_SIZE, SSIM_FILTER_SIGMA = 11, 1.5  # dm_pix's (and Wang et al.'s) defaults
 
 
