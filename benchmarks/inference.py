@@ -28,7 +28,7 @@ from maskae import models
 
 FULL = dict(sizes="128,256", batches="1,32", reps=7, calls=5)
 QUICK = dict(sizes="32", batches="1,4", reps=2, calls=2)
-MODELS = {"paper": {}, "skip + mask head": {"skip_connections": True, "mask_head": True}}
+MODELS = {"paper": {}, "skip + mask head": {"skip_connections": True, "name": "mask_composite"}}
 
 
 def predictor(overrides: dict, size: int):

@@ -23,7 +23,8 @@ from benchmarks import report
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--workdir", required=True, help="a trained run with model.mask_head")
+  parser.add_argument("--workdir", required=True,
+                      help="a trained run of model.name=mask_composite")
   parser.add_argument("--split", default="val", choices=("val", "test"))
   parser.add_argument("--num", type=int, default=100, help="pairs scored")
   args = parser.parse_args()
@@ -31,8 +32,9 @@ def main() -> None:
 
   run_dir = workdir.Workdir(args.workdir)
   config = run_dir.trained_config()
-  if not config.model.mask_head:
-    raise SystemExit(f"mask_head: {args.workdir} was trained without model.mask_head")
+  if config.model.name != "mask_composite":
+    raise SystemExit(f"mask_head: {args.workdir} trained model.name={config.model.name!r}, not "
+                     "mask_composite: it predicts no mask")
   trained = inference.restore(run_dir, config)
   faces = input_pipeline.load_faces(config, args.split)
   indices = input_pipeline.first_examples(len(faces), config, args.split, args.num)

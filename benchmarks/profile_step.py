@@ -1,7 +1,7 @@
 """Where a model's train step spends its time: per-op wall time from a profiler trace.
 
   .venv/bin/python benchmarks/profile_step.py [--size 128] [--batch_size 32] [--steps 3] [--top 25]
-      [--config paper] [--override model.mask_head=True ...] [--out_dir DIR]
+      [--config paper] [--override model.name=mask_composite ...] [--out_dir DIR]
 
 --config and --override pick the model as in benchmarks/batch_sizes.py (default: the paper's).
 Runs maskae.train_step.make_pair_train_step (after maskae.main's allocator setting) under

@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a file: the repository root holds `bench
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import report
+from maskae import evaluate
 from maskae import workdir as workdir_lib
 
 MARGINS_DB = (2.0, 4.0)
@@ -48,7 +49,7 @@ def baseline_scores(workdir: str) -> dict:
   if not os.path.isfile(path):
     raise SystemExit(f"time_to_quality: no such file: {path} (run --mode=evaluate --split=val)")
   with open(path) as f:
-    return json.load(f)["methods"]
+    return evaluate.method_means(json.load(f))
 
 
 def first_time_at(curve: list[dict], level: float) -> float | None:

@@ -41,7 +41,7 @@ def paper_config(size: int, batch_size: int):
   config.data.image_size, config.data.batch_size = size, batch_size
   model = config.model
   if (model.pooling, model.upsampling, model.latent_channels, model.latent_dense,
-      model.skip_connections, model.mask_head) != ("max", "repeat", 0, 0, False, False):
+      model.skip_connections, model.name) != ("max", "repeat", 0, 0, False, "autoencoder"):
     raise ValueError("configs/paper.py's model changed; update the Keras twin in benchmarks/")
   return config
 

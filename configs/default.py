@@ -47,6 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
   mask.offset_jitter = 0.03
 
   config.model = model = ml_collections.ConfigDict()
+  # autoencoder (the output is the decoded image) | mask_composite (it also predicts the mask and
+  # replaces only that region; options in model.composite). The fields below configure both.
+  model.name = "autoencoder"
   # The paper's encoder stage: Conv kxk stride s + ReLU + MaxPool 2x2.
   model.features = (32, 64)
   model.kernel_size = 3
@@ -58,12 +61,12 @@ def get_config() -> ml_collections.ConfigDict:
   model.activation = "relu"
   model.output_activation = "sigmoid"
   model.skip_connections = False
-  model.mask_head = False
   model.bottleneck_convs = 0  # residual 3x3 Conv + activation blocks at the code's size
   model.low_res_output = False  # last decoder stage outputs at 1/factor size, resized bilinearly
-  model.hard_composite = False  # mask head: output = raw where mask >= 0.5, else the input
-  model.composite_dilation = 0  # hard composite: grow the predicted region by this many pixels
-  model.mask_detector_features = ()  # mask head: () = decoder's 4th channel; else its own network
+  model.composite = composite = ml_collections.ConfigDict()  # model.name=mask_composite only
+  composite.hard = False  # output = decoded where mask >= 0.5, else the input (soft: blended)
+  composite.dilation = 0  # hard: grow the predicted region by this many pixels
+  composite.detector_features = ()  # () = the mask is the decoder's 4th channel; else its own net
 
   config.train = train = ml_collections.ConfigDict()
   train.steps = 1500
@@ -75,9 +78,9 @@ def get_config() -> ml_collections.ConfigDict:
   train.grad_clip_norm = 0.0  # 0: no clipping
   train.loss = "mae"  # mae | mse | l1_ssim
   train.masked_weight = 0.0  # extra weight on masked pixels: w = 1 + masked_weight * alpha
-  train.mask_loss_weight = 0.1  # BCE weight for the mask head's prediction
-  train.output_loss_weight = 1.0  # weight of the pixel loss on the output (mask head: composite)
-  train.raw_loss_weight = 0.0  # mask head: weight of the pixel loss on the decoded image too
+  train.mask_loss_weight = 0.1  # mask_composite: BCE weight for the predicted mask
+  train.output_loss_weight = 1.0  # weight of the pixel loss on the output (composite's: blended)
+  train.raw_loss_weight = 0.0  # mask_composite: weight of the pixel loss on the decoded image too
   train.log_every = 50
   train.eval_every = 500
   train.checkpoint_every = 500

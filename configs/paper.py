@@ -34,7 +34,8 @@ def get_config() -> ml_collections.ConfigDict:
   # OPEN: the decoder depth: one Conv 3x3 + ReLU + UpSampling2D (nearest, x4) per encoder stage,
   # mirroring it, then Conv 3x3 to 3 channels with a sigmoid (images in [0, 1]).
   model.upsampling, model.activation, model.output_activation = "repeat", "relu", "sigmoid"
-  model.skip_connections = model.mask_head = False
+  model.name = "autoencoder"
+  model.skip_connections = False
 
   train = config.train
   # Adam with Keras's default learning rate (OPEN: not stated), MAE, 100 epochs.

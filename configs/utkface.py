@@ -39,8 +39,8 @@ def get_config(arch: str = "best") -> ml_collections.ConfigDict:
     model.bottleneck_convs = 4
     # A small network of its own predicts the mask; the output takes the decoded image there
     # (grown by 3 px) and keeps the input elsewhere: the uncovered pixels come back exactly.
-    model.mask_head, model.mask_detector_features = True, (16, 32)
-    model.hard_composite, model.composite_dilation = True, 3
+    model.name, model.composite.detector_features = "mask_composite", (16, 32)
+    model.composite.hard, model.composite.dilation = True, 3
     # The decoder's last stage stays at 32 x 32 and its image is resized bilinearly: a smooth fill
     # without the 4 x 4 blocks of a nearest upsample, and a cheaper step.
     model.low_res_output = True

@@ -19,9 +19,9 @@ OPENCV_RADIUS = 3  # cv2.inpaint's neighbourhood radius (pixels)
 TV_ITERATIONS = 400
 TV_STEP_RATIO = 8.0  # sigma / tau
 
-# Display names, in table order; "masked_input" is the do-nothing row.
+# Display names of the baselines told the true mask, in table order (`maskae.evaluate` adds the
+# masked input, scored by `maskae.evaluator`, and the model).
 NAMES = {
-    "masked_input": "masked input (no fill)",
     "mean_face": "mean-face fill",
     "telea": "OpenCV Telea",
     "navier_stokes": "OpenCV Navier-Stokes",
@@ -116,7 +116,6 @@ def run_all(masked: np.ndarray, alpha: np.ndarray, mean_face: np.ndarray) -> dic
   """Outputs of every baseline in `NAMES` for a batch of masked images and true masks."""
   region = fill_region(alpha)
   return {
-      "masked_input": np.asarray(masked, np.float32),
       "mean_face": mean_face_fill(masked, region, mean_face),
       "telea": opencv_inpaint(masked, region, "telea"),
       "navier_stokes": opencv_inpaint(masked, region, "navier_stokes"),

@@ -63,12 +63,20 @@ def check_params_fit(step_dir: str, params) -> None:
           "model")
 
 
-def restore(manager: ocp.CheckpointManager, step: int, target_state):
-  """Restores (state, meta) at `step` into the structure and shardings of `target_state`."""
-  check_params_fit(os.path.join(str(manager.directory), str(step)), target_state.params)
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+def restore(manager: ocp.CheckpointManager, step: int, target):
+  """Restores (state, meta) at `step` into the structure and shardings of `target`: a train
+  state, or `{"params": params}` (abstract arrays will do) to read the parameters alone."""
+  params = target["params"] if isinstance(target, dict) else target.params
+  check_params_fit(os.path.join(str(manager.directory), str(step)), params)
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  if isinstance(target, dict):  # the optimizer's moments stay on disk
+    state = ocp.args.PyTreeRestore(
+        abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+        partial_restore=True)
+  else:
+    state = ocp.args.StandardRestore(abstract)
+  restored = manager.restore(step, args=ocp.args.Composite(state=state,
+                                                           meta=ocp.args.JsonRestore()))
   return restored["state"], restored["meta"]
 
 
@@ -84,9 +92,9 @@ def no_checkpoint(directory) -> CheckpointError:
                          "python -m maskae.main --config ... --workdir ...")
 
 
-def restore_newest(manager: ocp.CheckpointManager, target_state, steps=None):
+def restore_newest(manager: ocp.CheckpointManager, target, steps=None):
   """(state, meta, step, skipped) of the first of `steps` (default: every saved step, newest
-  first) that restores into `target_state` and fits it; `skipped` lists (step, reason) of the
+  first) that restores into `target` (see `restore`) and fits it; `skipped` lists (step, reason) of the
   ones before it, each also logged in one line. CheckpointError when none restores."""
   steps = sorted(manager.all_steps(), reverse=True) if steps is None else list(steps)
   if not steps:
@@ -94,7 +102,7 @@ def restore_newest(manager: ocp.CheckpointManager, target_state, steps=None):
   skipped = []
   for step in steps:
     try:
-      state, meta = restore(manager, step, target_state)
+      state, meta = restore(manager, step, target)
     except Exception as e:  # pylint: disable=broad-except  # any failure: try the next older
       skipped.append((step, _reason(e)))
       logging.warning("checkpoint %s/%d skipped (kept on disk): %s", manager.directory, step,

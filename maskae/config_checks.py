@@ -83,12 +83,12 @@ _FIELDS = {
     "model.output_activation": (lambda v: isinstance(v, str), "a string",
                                 _one_of(*sorted(models.OUTPUT_ACTIVATIONS))),
     "model.skip_connections": (lambda v: isinstance(v, bool), "a bool", _ANY),
-    "model.mask_head": (lambda v: isinstance(v, bool), "a bool", _ANY),
+    "model.name": (lambda v: isinstance(v, str), "a string", _one_of(*models.MODELS)),
     "model.bottleneck_convs": (_is_int, "an int", _NON_NEGATIVE),
     "model.low_res_output": (lambda v: isinstance(v, bool), "a bool", _ANY),
-    "model.hard_composite": (lambda v: isinstance(v, bool), "a bool", _ANY),
-    "model.composite_dilation": (_is_int, "an int", _NON_NEGATIVE),
-    "model.mask_detector_features": (_ints, "a tuple of ints", _POSITIVE_INTS),
+    "model.composite.hard": (lambda v: isinstance(v, bool), "a bool", _ANY),
+    "model.composite.dilation": (_is_int, "an int", _NON_NEGATIVE),
+    "model.composite.detector_features": (_ints, "a tuple of ints", _POSITIVE_INTS),
     "train.steps": (_is_int, "an int", _POSITIVE),
     "train.optimizer": (lambda v: isinstance(v, str), "a string", _one_of("adam", "adamw")),
     "train.learning_rate": (_is_number, "a number", ((lambda v: not v < 0),
@@ -173,18 +173,24 @@ def _combinations(config: ml_collections.ConfigDict, num_devices: int | None) ->
     masks.MaskSpec.from_config(data.mask)
   except ValueError as e:
     found.append(str(e))
-  for field in ("hard_composite", "composite_dilation", "mask_detector_features"):
-    if model[field] and not model.mask_head:
-      found.append(f"model.{field}={model[field]!r}: needs model.mask_head=True")
-  if model.composite_dilation and not model.hard_composite:
-    found.append(f"model.composite_dilation={model.composite_dilation}: needs "
-                 "model.hard_composite=True")
-  if train.raw_loss_weight and not model.mask_head:
-    found.append(f"train.raw_loss_weight={train.raw_loss_weight}: needs model.mask_head=True "
-                 "(without a mask head the decoded image is the output)")
+  composite = model.composite
+  if model.name != "mask_composite":
+    for field in ("hard", "dilation", "detector_features"):
+      if composite[field]:
+        found.append(f"model.composite.{field}={composite[field]!r}: an option of "
+                     f"model.name='mask_composite' (model.name={model.name!r})")
+  if composite.dilation and not composite.hard:
+    found.append(f"model.composite.dilation={composite.dilation}: needs "
+                 "model.composite.hard=True")
+  if train.raw_loss_weight and model.name != "mask_composite":
+    found.append(f"train.raw_loss_weight={train.raw_loss_weight}: needs "
+                 "model.name='mask_composite' (the autoencoder's decoded image is its output)")
   if not train.output_loss_weight and not train.raw_loss_weight:
     found.append("train.output_loss_weight=0 and train.raw_loss_weight=0: no pixel loss "
                  "trains the decoder")
+  if train.profile_steps and train.profile_start_step + train.profile_steps > train.steps:
+    found.append(f"train.profile_start_step={train.profile_start_step} + train.profile_steps="
+                 f"{train.profile_steps}: the traced steps must end by train.steps={train.steps}")
   if train.warmup_steps > train.steps:
     found.append(f"train.warmup_steps={train.warmup_steps}: must be <= train.steps="
                  f"{train.steps}")

@@ -10,6 +10,7 @@ import textwrap
 import types
 
 import ml_collections
+from flax import traverse_util
 from ml_collections import config_dict
 
 from maskae.errors import UserError
@@ -58,12 +59,8 @@ def to_source(config: ml_collections.ConfigDict, title: str) -> str:
           f"{textwrap.indent(literal, ' ' * 6)})\n")
 
 
-def flatten(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict:
-  """{dotted.key: value} of every leaf of a (nested) ConfigDict or dict."""
-  flat = {}
-  for key, value in config.items():
-    if isinstance(value, (dict, config_dict.ConfigDict)):
-      flat.update(flatten(value, f"{prefix}{key}."))
-    else:
-      flat[f"{prefix}{key}"] = value
-  return flat
+def flatten(config: ml_collections.ConfigDict | dict) -> dict:
+  """{dotted.key: value} of every leaf of a (nested) ConfigDict or dict (flax's flatten_dict)."""
+  if isinstance(config, config_dict.ConfigDict):
+    config = config.to_dict()
+  return traverse_util.flatten_dict(config, sep=".")

@@ -1,37 +1,43 @@
-"""Evaluation of a trained workdir beside classical baselines on the same val / test pairs.
+"""`--mode=evaluate`: a trained workdir beside the classical baselines on the same val / test pairs.
 
-`evaluate_checkpoint` writes under workdir/eval/<split>/: summary.json (mean metrics per method),
-examples.csv (every example x method), table.md (the side-by-side table with its definitions)
-and PNG grids of random, best and worst examples.
+`evaluate_checkpoint` scores the best (else latest) checkpoint with `maskae.evaluator` (which also
+scores the masked input), adds the baselines told the true mask, and writes under
+workdir/eval/<split>/: summary.json (the evaluator's summary plus `baselines`), examples.csv
+(every example x method), table.md (the side-by-side table with its definitions) and PNG grids of
+random, best and worst examples.
 """
 
 import csv
 import io
+import json
 import os
 
 import jax
 import ml_collections
 import numpy as np
 
-from maskae import baselines, config_checks, inference, input_pipeline, reporting, train_step
+from maskae import baselines, config_checks, evaluator, inference, input_pipeline, reporting
+from maskae import train_step
 from maskae import metrics as metrics_lib
 from maskae import workdir as run_workdir
 from maskae.errors import ConfigError
 
 SPLITS = ("val", "test")
 METRICS = metrics_lib.NAMES
-MODEL = "model"
-METHOD_NAMES = {**baselines.NAMES, MODEL: "autoencoder (ours)"}
+MODEL, MASKED_INPUT = "model", "masked_input"
+# Table order: the do-nothing baseline, the baselines told the true mask, the blind model.
+METHOD_NAMES = {MASKED_INPUT: "masked input (no fill)", **baselines.NAMES,
+                MODEL: "autoencoder (ours)"}
 RANK_METRIC = "psnr_masked"  # orders the best / worst grids (the model's score)
-_TOLD_MASK = {"masked_input": "n/a (no fill)", MODEL: "no (blind)"}  # others: "yes (true mask)"
+_TOLD_MASK = {MASKED_INPUT: "n/a (no fill)", MODEL: "no (blind)"}  # others: "yes (true mask)"
 _COLUMN_TITLES = {
     "psnr_masked": "PSNR masked (dB)", "ssim_masked": "SSIM masked", "mae_masked": "MAE masked",
     "mse_masked": "MSE masked", "psnr": "PSNR (dB)", "ssim": "SSIM", "mae": "MAE", "mse": "MSE",
     "keras_accuracy": "Keras \"accuracy\"",
 }
+MEAN_FACE_FILE = "mean_face.npz"  # in workdir/eval/: the mean face, computed once
 
 _image_metrics = jax.jit(metrics_lib.image_metrics)
-_PAIR_IMAGES = ("masked", "clean", "alpha", "output")
 
 
 class _ExampleKeeper:
@@ -63,20 +69,33 @@ class _ExampleKeeper:
     return [np.stack([self.images[i][name] for i in indices]) for name in names]
 
 
-def _mean_face(config: ml_collections.ConfigDict) -> tuple[np.ndarray, int]:
-  """Per-pixel mean of the training faces, float32 [S,S,3] in [0, 1], and their number."""
-  train_faces = input_pipeline.load_faces(config, "train")
-  mean = train_faces.images.mean(axis=0, dtype=np.float64) / 255.0
-  return mean.astype(np.float32), len(train_faces)
+def _mean_face(run_dir: run_workdir.Workdir,
+               trained_config: ml_collections.ConfigDict) -> tuple[np.ndarray, int]:
+  """Per-pixel mean of the faces the model trained on (the recorded config's train split),
+  float32 [S,S,3] in [0, 1], and their number: computed once, then read from eval/ while the
+  run record names the same training faces."""
+  path = os.path.join(run_dir.file(run_workdir.EVAL_DIR), MEAN_FACE_FILE)
+  if os.path.exists(path):
+    with np.load(path) as stored:
+      if str(stored["faces"]) == _recorded_train_faces(run_dir):
+        return stored["mean"], int(stored["count"])
+  train_faces = input_pipeline.load_faces(trained_config, "train")
+  mean = (train_faces.images.mean(axis=0, dtype=np.float64) / 255.0).astype(np.float32)
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = io.BytesIO()
+    np.savez(data, mean=mean, count=len(train_faces), faces=train_faces.fingerprint)
+    run_workdir.write_bytes(path, data.getvalue())
+  return mean, len(train_faces)
 
 
-def _score_baselines(batch: dict, mean_face: np.ndarray) -> tuple[dict, dict]:
-  """Every baseline's outputs for a batch of pairs, and their per-example metrics."""
-  results = baselines.run_all(batch["masked"], batch["alpha"], mean_face)
-  scores = {name: {k: np.asarray(v) for k, v in
-                   _image_metrics(images, batch["clean"], batch["alpha"]).items()}
-            for name, images in results.items()}
-  return results, scores
+def _recorded_train_faces(run_dir: run_workdir.Workdir) -> str | None:
+  """The fingerprint of the training faces in the workdir's run record (None without one)."""
+  try:
+    with open(run_dir.file(run_workdir.RUN_RECORD_FILE)) as f:
+      return json.load(f)["data"]["train"]["fingerprint"]
+  except (OSError, ValueError, KeyError):
+    return None
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: str) -> dict:
@@ -86,36 +105,31 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
     raise ConfigError(f'--split={split}: unknown split; valid: {", ".join(SPLITS)}')
   config_checks.validate(config)  # the eval batch is rounded up to the devices: any size
   run_dir = run_workdir.Workdir(workdir)
-  run_dir.check_model(config)
-  # The recorded config rebuilds the saved train state (its optimizer may differ from `config`'s).
-  trained = inference.restore(run_dir, run_dir.trained_config())
-  mesh = train_step.data_mesh(jax.local_devices())
-  params = train_step.replicate(trained.params, mesh)
-  eval_step = train_step.make_eval_step(config, mesh, split)
-  feed = input_pipeline.open_feed(config, split, mesh)
-  mean_face, num_train_faces = _mean_face(config)
-  batch_size = -(-config.data.batch_size // mesh.devices.size) * mesh.devices.size
-  keeper = _ExampleKeeper(feed.num_faces, config.train.num_grid_examples, config.seed)
-  rows, count = [], 0
-  for batch, n in feed.eval_batches(batch_size):
-    images, model_metrics = eval_step(params, trained.model.apply, feed.resident,
-                                      train_step.shard_batch(batch, mesh))
-    pair = {k: np.asarray(images[k])[:n] for k in _PAIR_IMAGES}
-    results, scores = _score_baselines(pair, mean_face)
-    results[MODEL] = pair["output"]
-    scores[MODEL] = {k: np.asarray(v)[:n] for k, v in model_metrics.items()
-                     if not k.startswith("input/")}
+  # The recorded config rebuilds the trained model (and names the faces it trained on).
+  trained_config = run_dir.check_model(config)
+  trained = inference.restore(run_dir, trained_config)
+  scorer = evaluator.Evaluator(config, split, train_step.data_mesh(jax.local_devices()))
+  mean_face, num_train_faces = _mean_face(run_dir, trained_config)
+  keeper = _ExampleKeeper(scorer.num_examples, config.train.num_grid_examples, config.seed)
+  rows = []
+  for first, images, metrics in scorer.batches(trained.params, trained.model.apply):
+    pair = {k: np.asarray(v) for k, v in images.items()}
+    outputs = baselines.run_all(pair["masked"], pair["alpha"], mean_face)
+    scores = {name: {k: np.asarray(v) for k, v in
+                     _image_metrics(out, pair["clean"], pair["alpha"]).items()}
+              for name, out in outputs.items()}
+    split_scores = evaluator.split_means(metrics)  # per example here, not means
+    scores[MODEL], scores[MASKED_INPUT] = split_scores["model"], split_scores["masked_input"]
+    outputs[MODEL], outputs[MASKED_INPUT] = pair["output"], pair["masked"]
     mask_fraction = np.mean(pair["alpha"] > metrics_lib.MASK_THRESHOLD, axis=(1, 2, 3))
-    for i in range(n):
+    for i in range(len(mask_fraction)):
       for name in METHOD_NAMES:
-        rows.append({"index": count + i, "method": name, "mask_fraction": float(mask_fraction[i]),
+        rows.append({"index": first + i, "method": name, "mask_fraction": float(mask_fraction[i]),
                      **{m: float(scores[name][m][i]) for m in METRICS}})
-    keeper.add(count, scores[MODEL][RANK_METRIC],
-               {"clean": pair["clean"], "error": np.mean(np.abs(results[MODEL] - pair["clean"]),
-                                                         axis=-1, keepdims=True),
-                **results})
-    count += n
-  summary = _summary(run_dir, split, trained, feed, num_train_faces, rows)
+    keeper.add(first, scores[MODEL][RANK_METRIC],
+               {"clean": pair["clean"], "error": np.mean(np.abs(pair["output"] - pair["clean"]),
+                                                         axis=-1, keepdims=True), **outputs})
+  summary = _summary(run_dir, scorer, trained, num_train_faces, rows)
   _write_reports(summary, rows, keeper)
   print(markdown_table(summary), flush=True)
   print("files written:\n" + "\n".join(f"  {k:14s} {v}" for k, v in summary["files"].items()),
@@ -123,20 +137,19 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
   return summary
 
 
-def _summary(run_dir, split, trained, feed, num_train_faces, rows) -> dict:
-  out_dir = run_dir.eval_dir(split)
-  methods = {}
-  for name, label in METHOD_NAMES.items():
-    values = [r for r in rows if r["method"] == name]
-    methods[name] = {"label": label, "told_mask": _TOLD_MASK.get(name, "yes (true mask)"),
-                     **{m: float(np.mean([r[m] for r in values])) for m in METRICS}}
-  return {
-      "split": split,
-      "num_examples": feed.num_faces,
-      "faces": feed.fingerprint,
+def _summary(run_dir, scorer: evaluator.Evaluator, trained, num_train_faces, rows) -> dict:
+  """The evaluator's summary (step, split, pairs, model, masked_input) plus the baselines, the
+  checkpoint, the definitions and the files."""
+  means = {name: {m: float(np.mean([r[m] for r in rows if r["method"] == name]))
+                  for m in METRICS} for name in METHOD_NAMES}
+  out_dir = run_dir.eval_dir(scorer.split)
+  summary = scorer.summary(trained.step, {})
+  summary.update({
+      MODEL: means[MODEL],
+      MASKED_INPUT: means[MASKED_INPUT],
+      "baselines": {name: means[name] for name in baselines.NAMES},
       "checkpoint": {"step": trained.step, "selected": trained.selected,
                      "path": trained.directory},
-      "methods": methods,
       "definitions": {
           "masked_region": "pixels where the true mask's alpha > 0.5; *_masked metrics average "
                            "over those pixels only (SSIM: its 11x11 Gaussian-window map, "
@@ -169,7 +182,17 @@ def _summary(run_dir, split, trained, feed, num_train_faces, rows) -> dict:
           "grid_worst": os.path.join(out_dir, "grid_worst.png"),
           "grid_methods": os.path.join(out_dir, "grid_methods.png"),
       },
-  }
+  })
+  return summary
+
+
+def method_means(summary: dict) -> dict:
+  """{method: mean metrics} of an evaluation summary, in table order (also of a summary.json
+  written before the evaluator's summary shape, which held them under "methods")."""
+  if "methods" in summary:
+    return summary["methods"]
+  means = {MASKED_INPUT: summary[MASKED_INPUT], **summary["baselines"], MODEL: summary[MODEL]}
+  return {name: means[name] for name in METHOD_NAMES if name in means}
 
 
 def markdown_table(summary: dict) -> str:
@@ -183,8 +206,9 @@ def markdown_table(summary: dict) -> str:
       "| " + " | ".join(header) + " |",
       "|" + "|".join(["---"] * 2 + ["---:"] * len(METRICS)) + "|",
   ]
-  for values in summary["methods"].values():
-    cells = [values["label"], values["told_mask"]] + [_format(m, values[m]) for m in METRICS]
+  for name, values in method_means(summary).items():
+    cells = [METHOD_NAMES[name], _TOLD_MASK.get(name, "yes (true mask)")] + [
+        _format(m, values[m]) for m in METRICS]
     lines.append("| " + " | ".join(cells) + " |")
   lines.append("")
   lines += [f"- {name}: {text}" for name, text in summary["definitions"].items()]
@@ -207,7 +231,7 @@ def _write_reports(summary: dict, rows: list[dict], keeper: _ExampleKeeper) -> N
   writer.writeheader()
   writer.writerows(rows)
   run_workdir.write_text(files["examples"], examples.getvalue())
-  model_columns = ["masked_input", MODEL, "clean", "error"]
+  model_columns = [MASKED_INPUT, MODEL, "clean", "error"]
   for name, indices in (("random", keeper.random), ("best", keeper.best()),
                         ("worst", keeper.worst())):
     run_workdir.write_png(files[f"grid_{name}"],

@@ -1,17 +1,18 @@
-"""What a run shows: progress display, metric writers (TensorBoard and metrics.jsonl), image
-grids."""
+"""What a run shows: metric writers (TensorBoard and metrics.jsonl), the loop's progress and
+profiler hooks, image grids."""
 
 import io
 import json
 import os
-import sys
 import time
 
+import ml_collections
 import numpy as np
 from absl import logging
 from PIL import Image
 
 from maskae import workdir as run_workdir
+from maskae.errors import ConfigError
 
 
 def image_grid(columns: list[np.ndarray], gap: int = 2, min_cell: int = 128) -> np.ndarray:
@@ -117,32 +118,41 @@ class _LogLines:
     pass
 
 
-class Progress:
-  """Step / loss / steps per second / ETA: a live line on a terminal, log lines otherwise."""
-
-  def __init__(self, total_steps: int, start_step: int, every: int):
-    self.total, self.start, self.every = total_steps, start_step, max(every, 1)
-    self.t0 = time.time()
-    self.live = sys.stderr.isatty()
-
-  def update(self, step: int, loss: float | None = None) -> None:
-    done = step - self.start
-    rate = done / max(time.time() - self.t0, 1e-9)
-    eta = (self.total - step) / rate if rate > 0 else float("inf")
-    text = (f"step {step}/{self.total}" + (f"  loss {loss:.4f}" if loss is not None else "")
-            + f"  {rate:.2f} steps/s  ETA {_duration(eta)}")
-    if self.live:
-      sys.stderr.write("\r" + text.ljust(80))
-      sys.stderr.flush()
-      if step >= self.total:
-        sys.stderr.write("\n")
-    elif loss is not None and (step % self.every == 0 or step >= self.total):
-      logging.info(text)
+def periodic_hooks(train: ml_collections.ConfigDict, profile_dir: str) -> list:
+  """What the loop calls after every step with the step number: clu's `ReportProgress` (steps/s
+  and ETA every `train.log_every` steps) and, with `train.profile_steps`, clu's `Profile` (a
+  jax.profiler trace of steps [profile_start_step, + profile_steps)). clu imports TensorFlow;
+  without it, `_ProgressLines` logs the same progress and profiling is refused."""
+  try:
+    from clu import periodic_actions  # pylint: disable=import-outside-toplevel  # imports TF
+  except ImportError:
+    if train.profile_steps:
+      raise ConfigError("train.profile_steps needs clu's profiler hook, which imports "
+                        "TensorFlow (not installed here); set train.profile_steps=0") from None
+    return [_ProgressLines(train.steps, train.log_every)]
+  hooks = [periodic_actions.ReportProgress(num_train_steps=train.steps,
+                                           every_steps=max(train.log_every, 1), every_secs=None)]
+  if train.profile_steps:
+    hooks.append(periodic_actions.Profile(
+        logdir=profile_dir, num_profile_steps=train.profile_steps, profile_duration_ms=None,
+        first_profile=train.profile_start_step, every_secs=None))
+  return hooks
 
 
-def _duration(seconds: float) -> str:
-  if not np.isfinite(seconds):
-    return "?"
-  m, s = divmod(int(seconds), 60)
-  h, m = divmod(m, 60)
-  return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+class _ProgressLines:
+  """Steps/s and ETA in a log line every `every` steps and at the last: ReportProgress's report
+  where clu cannot be imported."""
+
+  def __init__(self, total_steps: int, every: int):
+    self.total, self.every = total_steps, max(every, 1)
+    self.previous = None  # (step, time) of the last report, or of the first call
+
+  def __call__(self, step: int) -> None:
+    now = time.monotonic()
+    if self.previous is None:
+      self.previous = (step, now)
+    elif step % self.every == 0 or step == self.total:
+      rate = (step - self.previous[0]) / max(now - self.previous[1], 1e-9)
+      logging.info("%.1f steps/s, %.1f%% (%d/%d), ETA: %.0f s", rate, 100 * step / self.total,
+                   step, self.total, (self.total - step) / max(rate, 1e-9))
+      self.previous = (step, now)

@@ -1,6 +1,7 @@
 """Training and evaluation loop: data -> data-parallel steps -> eval -> checkpoints -> reports."""
 
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -11,8 +12,8 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from maskae import checkpointing, config_checks, input_pipeline, models, reporting, run_records
-from maskae import train_step, workdir
+from maskae import checkpointing, config_checks, evaluator, input_pipeline, models, reporting
+from maskae import run_records, train_step, workdir
 from maskae.errors import ConfigError, TrainingDiverged
 
 
@@ -39,56 +40,6 @@ class Preemption:
     if self.multiprocess:
       return multihost_utils.reached_preemption_sync_point(step)
     return self._signalled
-
-
-class _ProfileWindow:
-  """Records a jax.profiler trace of steps [profile_start_step, + profile_steps) if enabled."""
-
-  def __init__(self, train: ml_collections.ConfigDict, logdir: str):
-    self.start, self.stop = train.profile_start_step, train.profile_start_step + train.profile_steps
-    self.enabled, self.logdir = train.profile_steps > 0, logdir
-
-    self.active = False
-
-  def before_step(self, step: int) -> None:
-    if self.enabled and step == self.start:
-      jax.profiler.start_trace(self.logdir)
-      self.active = True
-
-  def after_step(self, step: int, step_metrics) -> None:
-    if self.active and step >= self.stop:
-      self.finish(step_metrics)
-
-  def finish(self, step_metrics=None) -> None:
-    """Stops an active trace (also when training ends inside the window)."""
-    if self.active:
-      jax.block_until_ready(step_metrics)
-      jax.profiler.stop_trace()
-      self.active = False
-      logging.info("profiler trace from step %d written to %s", self.start, self.logdir)
-
-
-def eval_batch_size(config: ml_collections.ConfigDict, mesh) -> int:
-  """data.batch_size rounded up to a multiple of the mesh's device count."""
-  devices = mesh.devices.size
-  return -(-config.data.batch_size // devices) * devices
-
-
-def evaluate(params, apply_fn, eval_step, mesh, feed, batch_size: int, num_examples: int = 0):
-  """Mean metrics of the model and of the masked input over the fixed pairs of `feed` (rendered
-  on the devices), and the first `num_examples` (masked, output, clean) arrays for a grid."""
-  sums, count, examples = {}, 0, []
-  for batch, n in feed.eval_batches(batch_size):
-    images, per_example = eval_step(params, apply_fn, feed.resident,
-                                    train_step.shard_batch(batch, mesh))
-    for name, values in jax.device_get(per_example).items():
-      sums[name] = sums.get(name, 0.0) + float(np.sum(values[:n]))
-    if count < num_examples:
-      examples.append([np.asarray(images[k])[:n] for k in ("masked", "output", "clean")])
-    count += n
-  means = {k: v / count for k, v in sums.items()}
-  grid_columns = [np.concatenate(c)[:num_examples] for c in zip(*examples)] if examples else []
-  return means, grid_columns
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir_path: str,
@@ -121,10 +72,31 @@ def _restore(manager, state, run_dir: workdir.Workdir, config, is_chief: bool):
   return manager, state, meta
 
 
+@dataclasses.dataclass(frozen=True)
+class _Evaluation:
+  """An evaluation during training: its step, the evaluator's means, the grid of examples."""
+  step: int
+  means: dict
+  grid: np.ndarray
+
+
+def _evaluate(val: evaluator.Evaluator, state, step: int, log: reporting.MetricsLog,
+              num_grid_examples: int, train_seconds: float) -> _Evaluation:
+  """Scores this host's copy of the (replicated) parameters on the validation pairs and logs
+  the means and the grid."""
+  params = jax.tree.map(lambda x: x.addressable_data(0), state.params)  # no cross-host transfer
+  means, columns = val.evaluate(params, state.apply_fn, num_grid_examples)
+  log.scalars(step, {**{f"val/{k}": v for k, v in means.items()},
+                     "time/train_seconds": train_seconds})
+  grid = reporting.image_grid(columns)
+  log.images(step, {"val/masked_output_clean": grid})
+  return _Evaluation(step, means, grid)
+
+
 def _train(config, run_dir: workdir.Workdir, allow_config_change: bool, mesh) -> dict:
   is_chief = jax.process_index() == 0
   config_changes = run_dir.check_config(config, allow_config_change)
-  # The record is written once a checkpoint of this config is on disk (see `save`).
+  # The record is written once a checkpoint of this config is on disk (after the first save).
   record_pending = bool(config_changes) or run_dir.recorded_config() is None
   eval_mesh = train_step.data_mesh(jax.local_devices())
   logging.info("devices: %d (%d local) on %s", mesh.devices.size, jax.local_device_count(),
@@ -143,24 +115,22 @@ def _train(config, run_dir: workdir.Workdir, allow_config_change: bool, mesh) ->
     run_dir.trim_metrics_log(start_step)
 
   train_feed = input_pipeline.open_feed(config, "train", mesh)
-  val_feed = input_pipeline.open_feed(config, "val", eval_mesh)
-  logging.info("faces: %d train, %d val (%s); %s feed", train_feed.num_faces, val_feed.num_faces,
+  val = evaluator.Evaluator(config, "val", eval_mesh)
+  logging.info("faces: %d train, %d val (%s); %s feed", train_feed.num_faces, val.num_examples,
                train_feed.fingerprint, train_feed.kind)
   if config.data.batch_size > train_feed.num_faces:
     raise ConfigError(
         f"data.batch_size={config.data.batch_size}: larger than the training set "
         f"({train_feed.num_faces} faces, {train_feed.fingerprint})")
   if is_chief:
-    run_records.write(run_dir, config, {"train": train_feed, "val": val_feed}, start_step,
+    run_records.write(run_dir, config, {"train": train_feed, "val": val.feed}, start_step,
                       config_changes)
   batches = input_pipeline.to_devices(
       train_feed.train_batches(config, start_step, jax.process_index(), jax.process_count()),
       mesh, config.data.prefetch)
   step_fn = train_step.make_train_step(config, mesh)
-  eval_step = train_step.make_eval_step(config, eval_mesh, "val")
-  val_batch_size = eval_batch_size(config, eval_mesh)
   log = reporting.MetricsLog(run_dir.path, is_chief)
-  progress = reporting.Progress(config.train.steps, start_step, config.train.log_every)
+  hooks = reporting.periodic_hooks(config.train, run_dir.file("profile"))
   preemption = Preemption()
   session_start = time.monotonic()
 
@@ -168,38 +138,13 @@ def _train(config, run_dir: workdir.Workdir, allow_config_change: bool, mesh) ->
     """Wall seconds of training so far (evaluations included), over resumed sessions too."""
     return seconds_before + time.monotonic() - session_start
 
-  def save(step, eval_metrics=None):
-    nonlocal record_pending
-    meta = {"step": step, "seed": config.seed,
-            "examples_seen": step * config.data.batch_size, "train_seconds": train_seconds()}
-    checkpointing.save(manager, step, state, meta, eval_metrics)
-    if record_pending:  # the first checkpoint of this config: now it may be recorded
-      manager.wait_until_finished()
-      if is_chief:
-        run_dir.record_config(config)
-      record_pending = False
-
-  def run_eval(step):
-    # This host's copy of the (replicated) parameters: no cross-host transfer onto the local mesh.
-    params = train_step.replicate(jax.tree.map(lambda x: x.addressable_data(0), state.params),
-                                  eval_mesh)
-    means, columns = evaluate(params, state.apply_fn, eval_step, eval_mesh, val_feed,
-                              val_batch_size, config.train.num_grid_examples)
-    log.scalars(step, {**{f"val/{k}": v for k, v in means.items()},
-                       "time/train_seconds": train_seconds()})
-    grid = reporting.image_grid(columns)
-    log.images(step, {"val/masked_output_clean": grid})
-    return means, grid
-
   try:
-    profile = _ProfileWindow(config.train, run_dir.file("profile"))
-    step, last_eval = start_step, None  # last_eval: (step, means, grid)
-    stopping = False
+    step, last, stopping = start_step, None, False  # last: the latest _Evaluation
     while step < config.train.steps and not stopping:
-      profile.before_step(step)
       state, step_metrics = step_fn(state, train_feed.resident, next(batches))
       step += 1
-      profile.after_step(step, step_metrics)
+      for hook in hooks:
+        hook(step)
       stopping = preemption.reached(step) and step < config.train.steps
       is_save = (step % config.train.checkpoint_every == 0 or step == config.train.steps
                  or stopping)
@@ -212,14 +157,18 @@ def _train(config, run_dir: workdir.Workdir, allow_config_change: bool, mesh) ->
               f"(last good checkpoint: step {manager.latest_step()} in {manager.directory})")
         log.scalars(step, {**{f"train/{k}": v for k, v in values.items()},
                            "time/train_seconds": train_seconds()})
-        progress.update(step, values["loss"])
-      else:
-        progress.update(step)
       if not stopping and (step % config.train.eval_every == 0 or step == config.train.steps):
-        last_eval = (step, *run_eval(step))
+        last = _evaluate(val, state, step, log, config.train.num_grid_examples, train_seconds())
       if is_save:
-        save(step, last_eval[1] if last_eval and last_eval[0] == step else None)
-    profile.finish()
+        meta = {"step": step, "seed": config.seed,
+                "examples_seen": step * config.data.batch_size, "train_seconds": train_seconds()}
+        checkpointing.save(manager, step, state, meta,
+                           last.means if last and last.step == step else None)
+        if record_pending:  # the first checkpoint of this config: now it may be recorded
+          manager.wait_until_finished()
+          if is_chief:
+            run_dir.record_config(config)
+          record_pending = False
     if stopping:
       manager.wait_until_finished()
       manager.close()
@@ -229,19 +178,20 @@ def _train(config, run_dir: workdir.Workdir, allow_config_change: bool, mesh) ->
             "command to resume", flush=True)
       return {"step": step, "stopped": "SIGTERM"}
 
-    # A run resumed at (or past) its last step has not evaluated yet.
-    _, means, grid = last_eval if last_eval and last_eval[0] == step else (step, *run_eval(step))
+    if not last or last.step != step:  # a run resumed at (or past) its last step
+      last = _evaluate(val, state, step, log, config.train.num_grid_examples, train_seconds())
     log.close()
     manager.wait_until_finished()
     if record_pending and is_chief:  # resumed at its last step: no new checkpoint was needed
       run_dir.record_config(config)
-    summary = _summary(run_dir, step, val_feed.num_faces, means, manager)
-    summary["train_seconds"] = round(train_seconds(), 1)
+    summary = {**val.summary(step, last.means), "best_checkpoint_step": manager.best_step(),
+               "train_seconds": round(train_seconds(), 1)}
     memory = jax.local_devices()[0].memory_stats()  # None on CPU, where it is host memory
     if memory and "peak_bytes_in_use" in memory:
       summary["device_memory_peak_bytes"] = int(memory["peak_bytes_in_use"])
+    summary["files"] = _files(run_dir, manager)
     if is_chief:
-      workdir.write_png(summary["files"]["grid"], grid)
+      workdir.write_png(summary["files"]["grid"], last.grid)
       workdir.write_json(summary["files"]["metrics"], summary)
       _print_summary(summary)
     manager.close()
@@ -263,24 +213,15 @@ def _abandon(manager, run_dir: workdir.Workdir, is_chief: bool) -> None:
     checkpointing.remove_partial_saves(run_dir.checkpoint_dir)
 
 
-def _summary(run_dir: workdir.Workdir, step, num_examples, means, manager) -> dict:
-  model_metrics = {k: v for k, v in means.items() if not k.startswith("input/")}
-  input_metrics = {k[len("input/"):]: v for k, v in means.items() if k.startswith("input/")}
+def _files(run_dir: workdir.Workdir, manager) -> dict:
+  """What a finished run wrote, by role."""
   return {
-      "step": step,
-      "split": "val",
-      "num_examples": num_examples,
-      "model": model_metrics,
-      "masked_input": input_metrics,
-      "best_checkpoint_step": manager.best_step(),
-      "files": {
-          "metrics": run_dir.file(workdir.METRICS_FILE),
-          "metrics_log": run_dir.file(workdir.METRICS_LOG_FILE),
-          "grid": run_dir.file(workdir.GRID_FILE),
-          "checkpoints": str(manager.directory),
-          "tensorboard": run_dir.path,
-          "config": run_dir.file(workdir.CONFIG_FILE),
-      },
+      "metrics": run_dir.file(workdir.METRICS_FILE),
+      "metrics_log": run_dir.file(workdir.METRICS_LOG_FILE),
+      "grid": run_dir.file(workdir.GRID_FILE),
+      "checkpoints": str(manager.directory),
+      "tensorboard": run_dir.path,
+      "config": run_dir.file(workdir.CONFIG_FILE),
   }
 
 

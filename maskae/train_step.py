@@ -65,11 +65,12 @@ def create_train_state(model, config: ml_collections.ConfigDict, rng: jax.Array)
 def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.ConfigDict):
   """The configured loss and its parts. Pixel weights 1 + masked_weight * alpha.
 
-  With a mask head: `output_loss_weight` times the loss of the composite output, plus
+  For the mask_composite model: `output_loss_weight` times the loss of the composite output, plus
   `mask_loss_weight` times the mask's binary cross-entropy, plus `raw_loss_weight` times the same
   pixel loss on the decoded image before compositing (which alone gives the decoder a gradient at
   every pixel). `output_loss_weight=0` with `raw_loss_weight > 0` trains the decoded image as a
-  plain autoencoder and the mask by its cross-entropy alone.
+  plain autoencoder and the mask by its cross-entropy alone. (`maskae.config_checks` refuses
+  the combinations that train nothing or weigh an output the model lacks.)
   """
   clean, alpha = batch["clean"], batch["alpha"]
   weights = 1.0 + train.masked_weight * alpha
@@ -89,15 +90,7 @@ def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.Confi
       return 0.16 * l1 + 0.84 * (1.0 - ssim), {f"{prefix}l1": l1, f"{prefix}ssim": ssim}
     raise ValueError(f'unknown train.loss "{train.loss}"; valid: l1_ssim, mae, mse')
 
-  # Both weights are absent from configs recorded before they existed.
-  output_weight = train.get("output_loss_weight", 1.0)
-  raw_weight = train.get("raw_loss_weight", 0.0)
-  if raw_weight and "mask" not in outputs:
-    raise ValueError("train.raw_loss_weight needs model.mask_head=True (without a mask head the "
-                     "decoded image is the output)")
-  if not output_weight and not raw_weight:
-    raise ValueError("train.output_loss_weight and train.raw_loss_weight are both 0: no pixel "
-                     "loss trains the decoder")
+  output_weight, raw_weight = train.output_loss_weight, train.raw_loss_weight
   loss, parts = 0.0, {}
   if output_weight:
     loss, parts = pixel_loss(outputs["output"], "")

@@ -23,7 +23,7 @@ import ml_collections
 from absl import logging
 from PIL import Image
 
-from maskae import config_files
+from maskae import config_files, config_migration
 from maskae.errors import WorkdirError
 
 CONFIG_FILE = "config.py"
@@ -118,17 +118,18 @@ class Workdir:
     return self.file(os.path.join(EVAL_DIR, split))
 
   def recorded_config(self) -> ml_collections.ConfigDict | None:
-    """The recorded config (config.py, or an older workdir's config.json), None if there is
-    none; a record that cannot be read is a WorkdirError naming it."""
+    """The recorded config (config.py, or an older workdir's config.json) with the current keys
+    (`config_migration`), None if there is none; a record that cannot be read is a WorkdirError
+    naming it."""
     path = self.file(CONFIG_FILE)
     try:
       if os.path.isfile(path):
-        return config_files.get_config(path)
+        return config_migration.upgrade(config_files.get_config(path))
       legacy = self.file(LEGACY_CONFIG_FILE)
       if os.path.isfile(legacy):
         path = legacy
         with open(legacy) as f:
-          return ml_collections.ConfigDict(json.load(f))
+          return config_migration.upgrade(ml_collections.ConfigDict(json.load(f)))
     except (SyntaxError, ValueError, TypeError, AttributeError, NameError) as e:
       raise WorkdirError(f"{path}: not a readable maskae config record ({type(e).__name__}: "
                          f"{e})") from None
@@ -158,14 +159,16 @@ class Workdir:
                       ", ".join(differ))
     return differ
 
-  def check_model(self, config: ml_collections.ConfigDict) -> None:
-    """WorkdirError naming the keys where `config`'s model (model.*, data.image_size) differs
-    from the one the workdir was trained with; other keys may differ freely."""
-    differ = differences(self.trained_config(), config, ("model.", "data.image_size"))
+  def check_model(self, config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The config the workdir was trained with; WorkdirError naming the keys where `config`'s
+    model (model.*, data.image_size) differs from it (other keys may differ freely)."""
+    trained = self.trained_config()
+    differ = differences(trained, config, ("model.", "data.image_size"))
     if differ:
       raise WorkdirError(
           f"{self.file(CONFIG_FILE)}: the workdir's model was trained with a different config; "
           f"keys that differ: {', '.join(differ)} (use the config it was trained with)")
+    return trained
 
   def record_config(self, config: ml_collections.ConfigDict) -> None:
     """Writes config.py, the one record of the resolved config (atomically); an older

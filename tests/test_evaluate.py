@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from configs import default
-from maskae import checkpointing, errors, evaluate, inference, workdir
+from maskae import checkpointing, errors, evaluate, inference, input_pipeline, workdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The trained_workdir's model and data sizes (tests/conftest.py); num_test is free to differ.
@@ -34,20 +34,22 @@ def tiny_config():
   return config
 
 
-def test_evaluate_val_end_to_end_matches_training_metrics(trained_workdir):
-  result = run_evaluate(trained_workdir, "--split=val")
+def test_evaluate_val_end_to_end_matches_training_metrics(trained_workdir, tmp_path):
+  run_dir = tmp_path / "run"  # the shared workdir stays as trained
+  shutil.copytree(trained_workdir, run_dir)
+  result = run_evaluate(run_dir, "--split=val")
   assert result.returncode == 0, result.stderr[-3000:]
-  out_dir = trained_workdir / "eval" / "val"
+  out_dir = run_dir / "eval" / "val"
+  trained = json.loads((run_dir / "metrics.json").read_text())
   summary = json.loads((out_dir / "summary.json").read_text())
   assert summary["split"] == "val" and summary["num_examples"] == 8
   # Training saved its step-4 eval metrics with the checkpoint, so that one is the best.
   assert summary["checkpoint"] == {"step": 4, "selected": "best",
-                                   "path": str(trained_workdir / "checkpoints" / "4")}
-  methods = summary["methods"]
-  assert set(methods) == set(evaluate.METHOD_NAMES)
-  assert methods["model"]["told_mask"] == "no (blind)"
+                                   "path": str(run_dir / "checkpoints" / "4")}
+  methods = evaluate.method_means(summary)
+  assert list(methods) == list(evaluate.METHOD_NAMES)
+  assert summary["faces"] == trained["faces"]
   # The same pairs and checkpoint as training's final validation: the same numbers.
-  trained = json.loads((trained_workdir / "metrics.json").read_text())
   for ours, theirs in (("model", "model"), ("masked_input", "masked_input")):
     for metric in evaluate.METRICS:
       assert methods[ours][metric] == pytest.approx(trained[theirs][metric], rel=1e-4, abs=1e-6)
@@ -78,15 +80,24 @@ def test_evaluate_val_end_to_end_matches_training_metrics(trained_workdir):
     assert (width - 2) % columns == 0 and (width - 2) // columns == (height - 2) / 8, name
 
 
-def test_evaluate_test_split_in_process(trained_workdir, tmp_path):
+def test_evaluate_test_split_in_process(trained_workdir, tmp_path, monkeypatch):
   workdir = tmp_path / "copy"
   shutil.copytree(trained_workdir, workdir)
   summary = evaluate.evaluate_checkpoint(tiny_config(), str(workdir), "test")
   assert summary["split"] == "test" and summary["num_examples"] == 6
   assert summary["faces"].startswith("synthetic:seed=0:split=test")
   assert os.path.isfile(workdir / "eval" / "test" / "table.md")
-  for values in summary["methods"].values():
+  for values in evaluate.method_means(summary).values():
     assert all(np.isfinite(values[m]) for m in evaluate.METRICS)
+  # The mean face is computed once and recorded: a second evaluation does not decode the faces.
+  assert os.path.isfile(workdir / "eval" / evaluate.MEAN_FACE_FILE)
+  load_faces = input_pipeline.load_faces
+  def load_faces_but_train(config, split):
+    assert split != "train", "the training faces were decoded again"
+    return load_faces(config, split)
+  monkeypatch.setattr(input_pipeline, "load_faces", load_faces_but_train)
+  again = evaluate.evaluate_checkpoint(tiny_config(), str(workdir), "val")
+  assert again["baselines"]["mean_face"]["psnr"] > 0
 
 
 def test_evaluate_without_checkpoint_is_a_one_line_error(tmp_path):

@@ -323,6 +323,7 @@ def test_tfds_known_but_unprepared_dataset_says_how_to_build_it(tmp_path):
     face_sources.load(tfds_config(tmp_path), "train", 0)
 
 
+@pytest.mark.slow
 def test_builder_command_rebuilds_the_same_dataset(tfds_dir, manual_dir, tmp_path):
   """`python -m third_party.face_folder.face_folder_dataset_builder` (the build command) rebuilds
   the in-process build exactly: the same records in the same order and the same checksums.

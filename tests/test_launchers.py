@@ -7,6 +7,8 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from launch import sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,6 +116,7 @@ def test_multihost_dry_runs_for_slurm_ssh_and_local():
     assert result.returncode == 2 and "usage:" in result.stderr
 
 
+@pytest.mark.slow
 def test_multihost_local_two_processes_train_one_data_parallel_run(tmp_path):
   workdir = tmp_path / "run"
   result = launch("multihost.sh", "--local", "2", "--port", str(20000 + os.getpid() % 20000),

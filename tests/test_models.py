@@ -11,9 +11,14 @@ from configs import default, paper
 from maskae import baselines, models
 
 
-def _model(**overrides):
+def _model(composite=None, **overrides):
+  """configs/default.py's model with `overrides`; given `composite` (its block's overrides),
+  the mask_composite model."""
   config = default.get_config().model
   config.update(overrides)
+  if composite is not None:
+    config.name = "mask_composite"
+    config.composite.update(composite)
   return models.create_model(config)
 
 
@@ -34,11 +39,13 @@ def test_code_shapes(overrides, code):
 
 
 @pytest.mark.parametrize("overrides", [
-    dict(), dict(upsampling="bilinear"), dict(upsampling="transpose"), dict(latent_dense=16),
-    dict(skip_connections=True), dict(mask_head=True),
-    dict(skip_connections=True, mask_head=True, upsampling="transpose"),
-    dict(strides=1, pooling="none", kernel_size=7),
-    dict(bottleneck_convs=2, low_res_output=True, mask_head=True, hard_composite=True),
+    dict(), *[pytest.param(overrides, marks=pytest.mark.slow) for overrides in (
+        dict(upsampling="bilinear"), dict(upsampling="transpose"), dict(latent_dense=16))],
+    pytest.param(dict(skip_connections=True), marks=pytest.mark.slow),
+    pytest.param(dict(composite={}), marks=pytest.mark.slow),
+    dict(skip_connections=True, composite={}, upsampling="transpose"),
+    pytest.param(dict(strides=1, pooling="none", kernel_size=7), marks=pytest.mark.slow),
+    dict(bottleneck_convs=2, low_res_output=True, composite={"hard": True}),
     dict(low_res_output=True, skip_connections=True),
 ])
 def test_output_shape_range_and_gradients(overrides):
@@ -48,7 +55,7 @@ def test_output_shape_range_and_gradients(overrides):
   out = model.apply(variables, x)
   assert out["output"].shape == x.shape
   assert float(out["output"].min()) >= 0.0 and float(out["output"].max()) <= 1.0
-  if overrides.get("mask_head"):
+  if "composite" in overrides:
     assert out["mask"].shape == (2, 32, 32, 1)
   grads = jax.grad(lambda p: jnp.mean(model.apply({"params": p}, x)["output"]))(variables["params"])
   norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grads)]
@@ -56,7 +63,7 @@ def test_output_shape_range_and_gradients(overrides):
 
 
 def test_mask_head_composite_keeps_uncovered_pixels():
-  model = _model(mask_head=True)
+  model = _model(composite={})
   x = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
   variables = model.init(jax.random.key(0), x)
   out = model.apply(variables, x)
@@ -89,19 +96,10 @@ def test_zeroed_bottleneck_blocks_are_the_identity():
                          _model().apply({"params": plain}, x)["output"], atol=1e-6)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(hard_composite=True), "model.hard_composite needs model.mask_head"),
-    (dict(mask_detector_features=(4,)), "model.mask_detector_features needs model.mask_head"),
-    (dict(mask_head=True, composite_dilation=2), "model.composite_dilation needs model.hard_comp"),
-])
-def test_mask_options_out_of_place_are_a_clear_error(overrides, message):
-  with pytest.raises(ValueError, match=message):
-    _model(**overrides).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-
-
+@pytest.mark.slow
 def test_mask_detector_shares_no_weights_and_dilation_grows_the_decoded_region():
   x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
-  model = _model(mask_head=True, hard_composite=True, mask_detector_features=(4, 8))
+  model = _model(composite={"hard": True, "detector_features": (4, 8)})
   params = model.init(jax.random.key(0), x)["params"]
   assert params["decoder"]["out"]["kernel"].shape[-1] == 3  # no mask channel in the decoder
   assert set(params["mask_detector"]) == {"down0", "down1", "context0", "context1", "context2",
@@ -112,9 +110,8 @@ def test_mask_detector_shares_no_weights_and_dilation_grows_the_decoded_region()
   for name in params:
     mask_norm, raw_norm = (float(optax.global_norm(g[name])) for g in (mask_grads, raw_grads))
     assert (mask_norm > 0) == (name == "mask_detector") and (raw_norm > 0) != (name == "mask_detector")
-  # A pixel taken from the decoded image makes its neighbours within `composite_dilation` so too.
-  grown = _model(mask_head=True, hard_composite=True, mask_detector_features=(4, 8),
-                 composite_dilation=2)
+  # A pixel taken from the decoded image makes its neighbours within `dilation` so too.
+  grown = _model(composite={"hard": True, "detector_features": (4, 8), "dilation": 2})
   out, out_grown = model.apply({"params": params}, x), grown.apply({"params": params}, x)
   expected = baselines.fill_region(np.asarray(out["mask"]), dilate_px=2)  # mask > 0.5, grown 2 px
   taken = np.all(np.asarray(out_grown["output"]) == np.asarray(out_grown["raw"]), axis=-1)
@@ -125,7 +122,7 @@ def test_mask_detector_shares_no_weights_and_dilation_grows_the_decoded_region()
 
 def test_hard_composite_takes_the_decoded_pixel_where_the_mask_is_predicted():
   x = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
-  soft, hard = _model(mask_head=True), _model(mask_head=True, hard_composite=True)
+  soft, hard = _model(composite={}), _model(composite={"hard": True})
   variables = soft.init(jax.random.key(0), x)
   out = hard.apply(variables, x)
   masked = out["mask"] >= 0.5
@@ -134,49 +131,16 @@ def test_hard_composite_takes_the_decoded_pixel_where_the_mask_is_predicted():
   np.testing.assert_array_equal(out["raw"], soft.apply(variables, x)["raw"])
 
 
-def test_composite_gradient_is_the_textbook_gradient():
-  keys = jax.random.split(jax.random.key(0), 4)
-  mask = jax.random.uniform(keys[0], (2, 5, 6, 1))
-  raw, images, cotangent = (jax.random.uniform(k, (2, 5, 6, 3)) for k in keys[1:])
-  textbook = lambda m, r, i: m * r + (1 - m) * i
-  np.testing.assert_allclose(models.composite(mask, raw, images), textbook(mask, raw, images),
-                             atol=1e-6)
-  grads = jax.vjp(models.composite, mask, raw, images)[1](cotangent)
-  for g, r in zip(grads, jax.vjp(textbook, mask, raw, images)[1](cotangent)):
-    np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)
-
-
 def test_skip_connections_add_fuse_layers():
   params = _model(skip_connections=True).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
   assert {"fuse0", "fuse1"} <= set(params["params"]["decoder"])
 
 
 @pytest.mark.parametrize("field, value", [("activation", "tanhh"), ("pooling", "avg"),
-                                          ("upsampling", "cubic")])
+                                          ("upsampling", "cubic"), ("name", "unet")])
 def test_unknown_choice_is_a_clear_error(field, value):
   with pytest.raises(ValueError, match=f'model.{field} "{value}"'):
     _model(**{field: value}).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-
-
-@pytest.mark.parametrize("kernel_size, factor", [(3, 4), (3, 2), (2, 2), (5, 2), (4, 3), (1, 4)])
-def test_upsampled_conv_is_conv_of_nearest_upsample(kernel_size, factor):
-  x = jax.random.normal(jax.random.key(1), (2, 5, 6, 4))
-  fused = models.UpsampledConv(7, kernel_size, factor)
-  plain = nn.Conv(7, (kernel_size, kernel_size))
-  params = fused.init(jax.random.key(0), x)["params"]
-  assert jax.tree.map(jnp.shape, params) == jax.tree.map(
-      jnp.shape, plain.init(jax.random.key(0), x)["params"])
-  params["bias"] = jax.random.normal(jax.random.key(2), (7,))
-  upsample = lambda x: jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
-  out = lambda p, x: fused.apply({"params": p}, x)
-  ref = lambda p, x: plain.apply({"params": p}, upsample(x))
-  np.testing.assert_allclose(out(params, x), ref(params, x), rtol=1e-5, atol=1e-5)
-  cotangent = jax.random.normal(jax.random.key(3), (2, 5 * factor, 6 * factor, 7))
-  grads = jax.vjp(out, params, x)[1](cotangent)
-  ref_grads = jax.vjp(ref, params, x)[1](cotangent)
-  for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
-    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
-
 
 
 def _textbook_paper_model(params, x):
@@ -206,12 +170,3 @@ def test_paper_model_is_the_textbook_model():
   ref_grads = jax.grad(loss(lambda p: _textbook_paper_model(p, x)))(params)
   for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
     np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-6)
-
-
-def test_max_pool_gradient_goes_to_the_first_maximum_like_nn_max_pool():
-  x = jnp.asarray(np.random.default_rng(0).integers(0, 3, (2, 7, 6, 3)), jnp.float32)  # many ties
-  reference = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
-  cotangent = jax.random.normal(jax.random.key(0), (2, 3, 3, 3))
-  np.testing.assert_array_equal(models.max_pool_2x2(x), reference(x))
-  np.testing.assert_array_equal(jax.vjp(models.max_pool_2x2, x)[1](cotangent)[0],
-                                jax.vjp(reference, x)[1](cotangent)[0])

@@ -72,6 +72,7 @@ def test_preview_writes_the_validation_pairs_and_keeps_existing_files(tmp_path):
   assert output.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_preview_overwrites_with_train_pairs_of_a_tfds_source(tmp_path, tfds_dir):
   """--overwrite replaces the file; the TFDS dataset is found by name in its data_dir without
   importing its builder; train rows are the first pairs of a run from step 0."""

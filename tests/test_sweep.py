@@ -120,6 +120,17 @@ def test_each_trial_config_is_validated_before_launch(tmp_path):
   assert f"{trials[0].name}: invalid config: model.kernel_size=0: must be > 0" in result.stdout
 
 
+def test_one_trial_sweep_end_to_end(tmp_path):
+  config = write_sweep(tmp_path, [{"model.kernel_size": 3}])
+  result = run_sweep(config, tmp_path / "s", *TINY, "--config.train.steps=1")
+  assert result.returncode == 0, result.stdout + result.stderr
+  with open(tmp_path / "s" / "results.csv") as f:
+    [row] = list(csv.DictReader(f))
+  assert row["status"] == "done" and float(row["model.psnr_masked"]) > 0
+  assert row["step"] == "1"
+
+
+@pytest.mark.slow
 def test_sweep_end_to_end_isolates_failures_skips_finished_and_resumes(tmp_path):
   # Trial 2's override does not parse: it fails, the others still run, one per "GPU" (CPU here:
   # CUDA_VISIBLE_DEVICES is set but unused).

@@ -187,3 +187,18 @@ def test_feathered_blend_and_crops():
   np.testing.assert_array_equal(square[:, 0], square[:, 2])  # edge-replicated on the left
   x, y, side = unmask.face_crop_box((100, 100, 200, 200), (0.95, 0.075))
   assert side == 190 and (x, y) == (105, 120)
+
+
+def test_sixteen_bit_photos_unmask_like_their_eight_bit_copies(trained_workdir, tmp_path):
+  """unmask read a 16-bit PNG as nearly white; it now shares the folder source's decoder."""
+  grey = (np.arange(40 * 40).reshape(40, 40) * 40).astype(np.uint16)
+  Image.fromarray(grey).save(tmp_path / "grey16.png")
+  eight = np.stack([(grey >> 8).astype(np.uint8)] * 3, -1)
+  Image.fromarray(eight).save(tmp_path / "grey8.png")
+  decoded = [unmask.read_photo(str(tmp_path / f"{n}.png")) for n in ("grey16", "grey8")]
+  np.testing.assert_array_equal(decoded[0], eight)
+  np.testing.assert_array_equal(decoded[1], eight)
+  run_dir = workdir.Workdir(str(trained_workdir))
+  trained = inference.restore(run_dir, run_dir.trained_config())
+  outputs = [unmask.unmask_aligned(photo, trained.predict, 32) for photo in decoded]
+  np.testing.assert_array_equal(outputs[0], outputs[1])

@@ -26,12 +26,14 @@ def test_utkface_configs_fields():
   assert reference.model.to_dict() == paper.get_config().model.to_dict()
   assert (reference.train.loss, reference.train.schedule, reference.train.learning_rate) == (
       "mae", "constant", 1e-3)
-  assert best.model.mask_head and best.model.low_res_output and not reference.model.mask_head
+  assert best.model.name == "mask_composite" and best.model.low_res_output
+  assert reference.model.name == "autoencoder"
   assert (best.train.output_loss_weight, best.train.raw_loss_weight) == (0.0, 1.0)
   with pytest.raises(ValueError, match='configs/utkface.py: unknown arch "unet"'):
     utkface.get_config("unet")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir(UTKFACE), reason=f"real face set absent: {UTKFACE}")
 def test_utkface_config_trains_on_real_faces(tmp_path):
   """configs/utkface.py through `python -m maskae.main`, on 16 listed training faces."""

@@ -39,6 +39,7 @@ def test_the_stubs_block_tensorflow(no_tf_env):
   assert result.returncode != 0 and "made unimportable" in result.stderr
 
 
+@pytest.mark.slow
 def test_train_evaluate_and_unmask_without_tensorflow(no_tf_env, tmp_path):
   faces = tmp_path / "faces"
   faces.mkdir()
@@ -53,13 +54,14 @@ def test_train_evaluate_and_unmask_without_tensorflow(no_tf_env, tmp_path):
   metrics = json.loads((workdir / "metrics.json").read_text())
   assert metrics["step"] == 4 and np.isfinite(metrics["model"]["psnr_masked"])
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir))
+  assert "(4/4)" in trained.stderr  # the progress line that stands in for clu's ReportProgress
 
   evaluated = run(no_tf_env, "-m", "maskae.main", "--config", "configs/default.py", "--workdir",
                   workdir, *TINY, "--config.data.source=folder", f"--config.data.folder={faces}",
                   "--config.data.num_test=4", "--mode=evaluate", "--split=test")
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
   summary = json.loads((workdir / "eval" / "test" / "summary.json").read_text())
-  assert summary["num_examples"] == 4 and "telea" in summary["methods"]
+  assert summary["num_examples"] == 4 and "telea" in summary["baselines"]
 
   unmasked = run(no_tf_env, "-m", "maskae.unmask", "--workdir", workdir, faces / "00.png",
                  "--output", tmp_path / "out")
@@ -96,6 +98,7 @@ def get_sweep():
 '''
 
 
+@pytest.mark.slow
 def test_reproduce_and_sweep_without_tensorflow(no_tf_env, tmp_path):
   pinned = tmp_path / "tiny_pinned.py"
   pinned.write_text(PINNED)

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from configs import default
-from maskae import checkpointing, config_checks, errors, face_sources, workdir
+from maskae import checkpointing, config_checks, errors, workdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config.data.image_size=32", "--config.data.num_train=32", "--config.data.num_val=8",
@@ -140,10 +140,15 @@ def test_lock_is_exclusive_names_its_holder_and_is_released(tmp_path):
     ({"model.strides": 0}, "model.strides=0: must be > 0"),
     ({"model.features": ()}, "model.features=(): must be a non-empty tuple of positive ints"),
     ({"data.batch_size": 40}, "data.batch_size=40: larger than the training set"),
-    ({"model.hard_composite": True}, "model.hard_composite=True: needs model.mask_head=True"),
-    ({"model.mask_head": True, "model.composite_dilation": 2},
-     "model.composite_dilation=2: needs model.hard_composite=True"),
-    ({"train.raw_loss_weight": 1.0}, "train.raw_loss_weight=1.0: needs model.mask_head=True"),
+    ({"model.composite.hard": True}, "model.composite.hard=True: an option of "
+                                     "model.name='mask_composite'"),
+    ({"model.name": "mask_composite", "model.composite.dilation": 2},
+     "model.composite.dilation=2: needs model.composite.hard=True"),
+    ({"model.name": "unet"}, "model.name='unet': must be one of autoencoder, mask_composite"),
+    ({"train.raw_loss_weight": 1.0},
+     "train.raw_loss_weight=1.0: needs model.name='mask_composite'"),
+    ({"train.profile_steps": 5, "train.profile_start_step": 0, "train.steps": 4},
+     "the traced steps must end by train.steps=4"),
     ({"train.output_loss_weight": 0.0}, "no pixel loss trains the decoder"),
     ({"train.steps": "10"}, "train.steps='10': must be an int"),
     ({"model.skip_connections": 1}, "model.skip_connections=1: must be a bool"),
@@ -224,6 +229,7 @@ def test_impossible_configs_fail_at_once_in_one_line_naming_the_key(tmp_path):
   assert "nope.py: no such config file" in one_error(missing)
 
 
+@pytest.mark.slow
 def test_a_failed_start_leaves_the_workdir_usable(tmp_path):
   """Issue case 1: a wrong folder, unreadable files, then an incompatible model with
   --allow_config_change; afterwards the original command, evaluate and unmask still work."""
@@ -270,6 +276,7 @@ def _corrupt(step_dir, how):
     os.unlink(os.path.join(state, "_METADATA"))
 
 
+@pytest.mark.slow
 def test_a_corrupt_latest_checkpoint_falls_back_to_an_older_one(tmp_path):
   """Issue case 2: training resumes from the newest checkpoint that restores and sets the
   others aside; evaluation and unmask skip them without touching them."""
@@ -317,6 +324,7 @@ def _wait_for(predicate, proc, seconds=300):
     time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_a_second_trainer_is_refused_and_a_stale_lock_taken_over(tmp_path):
   """Issue case 3."""
   run_dir = tmp_path / "run"
@@ -362,6 +370,7 @@ echo $? > "$OUT/ro.rc"
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_leaves_no_partial_files(tmp_path):
   """Issue case 5, on a real 16 MiB tmpfs (private mount namespace) filled up by the test, then
   remounted read-only."""
@@ -396,6 +405,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_preemption_of_one_host_stops_both_at_the_same_step(tmp_path):
   """Issue case 6: two processes (jax.distributed on CPU), SIGTERM to the second only."""
   run_dir, port = tmp_path / "run", _free_port()
@@ -425,20 +435,3 @@ def test_preemption_of_one_host_stops_both_at_the_same_step(tmp_path):
     _, err = p.communicate(timeout=300)
     assert p.returncode == 0, err[-3000:]
   assert json.loads((run_dir / "metrics.json").read_text())["step"] == stops[0] + 2
-
-
-def test_sixteen_bit_photos_decode_like_their_eight_bit_copies(trained_workdir, tmp_path):
-  """Issue: unmask read a 16-bit PNG as nearly white; it now shares the folder source's
-  decoder."""
-  grey = (np.arange(40 * 40).reshape(40, 40) * 40).astype(np.uint16)
-  Image.fromarray(grey).save(tmp_path / "grey16.png")
-  eight = (grey >> 8).astype(np.uint8)
-  Image.fromarray(np.stack([eight] * 3, -1)).save(tmp_path / "grey8.png")
-  decoded = face_sources.read_photo(str(tmp_path / "grey16.png"))
-  np.testing.assert_array_equal(decoded, np.stack([eight] * 3, -1))
-  result = run(command("maskae.unmask", "--workdir", trained_workdir, tmp_path / "grey16.png",
-                       tmp_path / "grey8.png", "--output", tmp_path / "out"))
-  assert_ok(result)
-  outputs = [np.asarray(Image.open(tmp_path / "out" / f"{n}_unmasked.png"))
-             for n in ("grey16", "grey8")]
-  np.testing.assert_array_equal(outputs[0], outputs[1])
