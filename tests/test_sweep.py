@@ -142,6 +142,8 @@ def test_sweep_end_to_end_isolates_failures_skips_finished_and_resumes(tmp_path)
   trials = sweep.plan(config, str(workdir), TINY)
   pinned = []
   for trial in trials[:2]:
+    status = sweep.trial_status(trial)
+    assert status["status"] == "done", (status, result.stdout[-3000:])
     with open(os.path.join(trial.workdir, "run_record.json")) as f:
       pinned.append(json.load(f)["env"]["CUDA_VISIBLE_DEVICES"])
     assert sweep.trial_status(trial)["gpu"] == pinned[-1]
