@@ -112,17 +112,17 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
   mean_face, num_train_faces = _mean_face(run_dir, trained_config)
   keeper = _ExampleKeeper(scorer.num_examples, config.train.num_grid_examples, config.seed)
   rows = []
-  for first, images, metrics in scorer.batches(trained.params, trained.model.apply):
-    pair = {k: np.asarray(v) for k, v in images.items()}
+  for first, n, images, metrics in scorer.batches(trained.params, trained.model.apply):
+    pair = {k: np.asarray(v)[:n] for k, v in images.items()}
     outputs = baselines.run_all(pair["masked"], pair["alpha"], mean_face)
     scores = {name: {k: np.asarray(v) for k, v in
                      _image_metrics(out, pair["clean"], pair["alpha"]).items()}
               for name, out in outputs.items()}
-    split_scores = evaluator.split_means(metrics)  # per example here, not means
-    scores[MODEL], scores[MASKED_INPUT] = split_scores["model"], split_scores["masked_input"]
+    per_example = evaluator.split_metrics(metrics)
+    scores[MODEL], scores[MASKED_INPUT] = per_example["model"], per_example["masked_input"]
     outputs[MODEL], outputs[MASKED_INPUT] = pair["output"], pair["masked"]
     mask_fraction = np.mean(pair["alpha"] > metrics_lib.MASK_THRESHOLD, axis=(1, 2, 3))
-    for i in range(len(mask_fraction)):
+    for i in range(n):
       for name in METHOD_NAMES:
         rows.append({"index": first + i, "method": name, "mask_fraction": float(mask_fraction[i]),
                      **{m: float(scores[name][m][i]) for m in METRICS}})
@@ -143,10 +143,8 @@ def _summary(run_dir, scorer: evaluator.Evaluator, trained, num_train_faces, row
   means = {name: {m: float(np.mean([r[m] for r in rows if r["method"] == name]))
                   for m in METRICS} for name in METHOD_NAMES}
   out_dir = run_dir.eval_dir(scorer.split)
-  summary = scorer.summary(trained.step, {})
+  summary = scorer.summary(trained.step, means[MODEL], means[MASKED_INPUT])
   summary.update({
-      MODEL: means[MODEL],
-      MASKED_INPUT: means[MASKED_INPUT],
       "baselines": {name: means[name] for name in baselines.NAMES},
       "checkpoint": {"step": trained.step, "selected": trained.selected,
                      "path": trained.directory},

@@ -184,7 +184,8 @@ def _train(config, run_dir: workdir.Workdir, allow_config_change: bool, mesh) ->
     manager.wait_until_finished()
     if record_pending and is_chief:  # resumed at its last step: no new checkpoint was needed
       run_dir.record_config(config)
-    summary = {**val.summary(step, last.means), "best_checkpoint_step": manager.best_step(),
+    summary = {**val.summary(step, **evaluator.split_metrics(last.means)),
+               "best_checkpoint_step": manager.best_step(),
                "train_seconds": round(train_seconds(), 1)}
     memory = jax.local_devices()[0].memory_stats()  # None on CPU, where it is host memory
     if memory and "peak_bytes_in_use" in memory:
