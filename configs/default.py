@@ -36,6 +36,14 @@ def get_config() -> ml_collections.ConfigDict:
   data.tfds_image_key = "image"
   # Landmark template for aligned real crops: a name in maskae.masks (e.g. "utkface").
   data.landmark_template = "utkface"
+  # Where real faces' mask landmarks come from: template (data.landmark_template for every face:
+  # crops aligned like its faces) | detect (each face's own, found by maskae.landmarks once and
+  # cached in data.landmark_cache; faces without one are skipped and counted).
+  data.landmarks = "template"
+  # With landmarks=detect: warp each photo so its eyes sit where the template's framing has them
+  # (any folder of unaligned photos becomes aligned training crops).
+  data.align_faces = False
+  data.landmark_cache = "~/.cache/maskae/landmarks"  # "" = find them again on every load
 
   config.data.mask = mask = ml_collections.ConfigDict()
   mask.styles = ("surgical", "n95", "cloth_stripes", "cloth_dots", "cloth_plaid", "cloth_print",

@@ -6,7 +6,7 @@ import os
 
 import ml_collections
 
-from maskae import config_files, face_sources, input_pipeline, masks, metrics, models
+from maskae import config_files, face_sources, input_pipeline, landmarks, masks, metrics, models
 from maskae.errors import ConfigError
 
 _MIN_IMAGE_SIZE = 16  # SSIM's 11 x 11 window (metrics.SSIM_FILTER_SIZE) must fit
@@ -61,6 +61,10 @@ _FIELDS = {
     "data.tfds_image_key": (lambda v: isinstance(v, str), "a string", _ANY),
     "data.landmark_template": (lambda v: isinstance(v, str), "a string",
                                _one_of(*face_sources.LANDMARK_TEMPLATES)),
+    "data.landmarks": (lambda v: isinstance(v, str), "a string",
+                       _one_of(*face_sources.LANDMARK_MODES)),
+    "data.align_faces": (lambda v: isinstance(v, bool), "a bool", _ANY),
+    "data.landmark_cache": (lambda v: isinstance(v, str), "a string", _ANY),
     "data.mask.styles": (lambda v: isinstance(v, (tuple, list)), "a tuple", _ANY),
     "data.mask.style_weights": (lambda v: isinstance(v, (tuple, list)), "a tuple", _ANY),
     "data.mask.coverage": (lambda v: _is_number(v) or isinstance(v, (tuple, list)),
@@ -169,6 +173,19 @@ def _combinations(config: ml_collections.ConfigDict, num_devices: int | None) ->
   if data.feed == "stream" and data.source == "synthetic":
     found.append("data.feed='stream': streams files (data.source folder or tfds), not "
                  "procedural faces")
+  if data.landmarks == "detect" and data.source == "synthetic":
+    found.append("data.landmarks='detect': finds real photos' landmarks (data.source folder or "
+                 "tfds); procedural faces carry exact ones")
+  if data.landmarks == "detect" and data.feed == "stream":
+    found.append("data.landmarks='detect': needs the device or host feed (data.feed='stream' "
+                 "decodes each face as it trains, with the template)")
+  if data.align_faces and data.landmarks != "detect":
+    found.append("data.align_faces=True: needs data.landmarks='detect' (it aligns by the "
+                 "landmarks found)")
+  if data.align_faces and data.landmark_template not in landmarks.FRAMING_EYES:
+    found.append(f"data.align_faces=True: data.landmark_template={data.landmark_template!r} has "
+                 f"no measured framing (landmarks.FRAMING_EYES: "
+                 f"{', '.join(landmarks.FRAMING_EYES)})")
   try:
     masks.MaskSpec.from_config(data.mask)
   except ValueError as e:

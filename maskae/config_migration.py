@@ -8,7 +8,9 @@ _RENAMED = {"model.hard_composite": "model.composite.hard",
             "model.composite_dilation": "model.composite.dilation",
             "model.mask_detector_features": "model.composite.detector_features"}
 # Keys added since, with the value that gives the behaviour of a config recorded without them.
-_ADDED = {"train.output_loss_weight": 1.0, "train.raw_loss_weight": 0.0}
+_ADDED = {"train.output_loss_weight": 1.0, "train.raw_loss_weight": 0.0,
+          "data.landmarks": "template", "data.align_faces": False,
+          "data.landmark_cache": "~/.cache/maskae/landmarks"}
 
 
 def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -2,8 +2,15 @@
 uint8 arrays.
 
 `load(data_config, split, seed)` returns (images [N,S,S,3] uint8, landmarks [N,8,2] float32,
-fingerprint). Only the tfds source imports TensorFlow. Procedural faces carry their exact landmarks; real photos (folder, tfds) are taken to
-be aligned crops and get the landmark template `data.landmark_template` for every face.
+fingerprint). Only the tfds source imports TensorFlow. Procedural faces carry their exact
+landmarks. Real photos (folder, tfds) get their mask landmarks by `data.landmarks`:
+- template: every face gets `data.landmark_template` (the fast path, for crops known to be
+  aligned like that template's faces);
+- detect: maskae.landmarks finds each face's own once (kept in `data.landmark_cache`, keyed by
+  the split's files and the detector's version, and named in the fingerprint); faces where none
+  is found are skipped and counted. With `data.align_faces`, each photo is warped so that its
+  eyes sit where the template's framing has them (landmarks.FRAMING_EYES): any folder of photos
+  becomes aligned training crops.
 
 - folder: every jpg / png / webp / bmp / tif file under `data.folder` (recursively, sorted by path).
   Splits come from list files (`data.{train,val,test}_list`: one name per line, relative to
@@ -19,16 +26,20 @@ import concurrent.futures
 import hashlib
 import os
 import struct
+import tempfile
 
 import ml_collections
 import numpy as np
 from absl import logging
 from PIL import Image, ImageOps
 
-from maskae import faces, masks
+from maskae import faces, landmarks, masks
 from maskae.errors import DataError
 
 SOURCES = ("synthetic", "folder", "tfds")
+LANDMARK_MODES = ("template", "detect")
+DETECT_SIZE = 256  # side of the centre square landmarks are found on (without align_faces)
+_CHUNK = 64  # photos decoded at a time while finding landmarks (bounds host memory)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 # What PIL raises for unreadable, truncated, empty or non-image files (and oversized ones).
 UNREADABLE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error,
@@ -44,21 +55,138 @@ def load(data: ml_collections.ConfigDict, split: str, seed: int):
   """Faces, landmarks and a fingerprint string for `split` of the configured source."""
   if data.source == "synthetic":
     count = {"train": data.num_train, "val": data.num_val, "test": data.num_test}[split]
-    images, landmarks = faces.generate_faces(count, data.image_size, seed,
-                                             start=_SYNTHETIC_SPLIT_START[split])
-    return images, landmarks, f"synthetic:seed={seed}:split={split}:n={count}"
+    images, marks = faces.generate_faces(count, data.image_size, seed,
+                                         start=_SYNTHETIC_SPLIT_START[split])
+    return images, marks, f"synthetic:seed={seed}:split={split}:n={count}"
+  if data.source not in ("folder", "tfds"):
+    raise DataError(f'unknown data.source "{data.source}"; valid: {", ".join(SOURCES)}')
+  if data.landmarks == "detect":
+    return detect_landmarks(data, split)
+  template = landmark_template(data.landmark_template)
   if data.source == "folder":
-    template = landmark_template(data.landmark_template)
     paths = folder_split(data, split)
     images, skipped = decode_images(paths, data.image_size)
     fingerprint = (f"{folder_fingerprint(data.folder, split, paths)}:n={len(images)}"
                    f":skipped={len(skipped)}")
-  elif data.source == "tfds":
-    template = landmark_template(data.landmark_template)
-    images, fingerprint = load_tfds(data, split)
   else:
-    raise DataError(f'unknown data.source "{data.source}"; valid: {", ".join(SOURCES)}')
+    images, fingerprint = load_tfds(data, split)
   return images, np.broadcast_to(template, (len(images),) + template.shape).copy(), fingerprint
+
+
+def detect_landmarks(data: ml_collections.ConfigDict, split: str):
+  """load() with data.landmarks=detect: each face's own landmarks (see the module docstring)."""
+  size, align = data.image_size, data.align_faces
+  eyes = landmarks.framing_eyes(data) if align else None
+  if data.source == "folder":
+    paths = folder_split(data, split)
+    base = folder_fingerprint(data.folder, split, paths)
+    stats = "\n".join(f"{os.path.getsize(p)}:{os.stat(p).st_mtime_ns}" for p in paths)
+    photos, count = _folder_photos(paths, size, align), len(paths)
+    names = paths
+  else:
+    photos, base, count = _tfds_photos(data, split, align)
+    stats, names = "", [f"{base}[{i}]" for i in range(count)]
+  key = f"{base}\n{stats}\n{landmarks.VERSION}\nalign={align}\nsize={DETECT_SIZE}"
+  cache = _LandmarkCache(data.landmark_cache, key, count)
+  images = np.empty((count, size, size, 3), np.uint8)
+  marks = np.empty((count, len(masks.LANDMARK_NAMES), 2), np.float32)
+  finder, kept, unreadable, no_face = None, 0, [], []
+  for index, (image, photo) in enumerate(photos):
+    if isinstance(photo, Exception):
+      unreadable.append((names[index], photo))
+      continue
+    points = cache.get(index)
+    if points is None:
+      finder = finder or landmarks.FaceFinder()
+      found = finder.find(photo, max_faces=1)
+      points = (found[0].points / np.float32(photo.shape[1::-1]) if found
+                else np.full((len(landmarks.NAMES), 2), np.nan, np.float32))
+      cache.put(index, points)
+    if np.isnan(points).any():
+      no_face.append(names[index])
+      continue
+    pixels = points * np.float32(photo.shape[1::-1])
+    if align:
+      matrix = landmarks.alignment(pixels, size, eyes)
+      images[kept] = landmarks.warp(photo, matrix, size)
+      pixels = landmarks.transform_points(matrix, pixels)
+    else:
+      images[kept] = image
+      pixels = points * size
+    marks[kept] = landmarks.mask_landmarks(pixels, (size, size))
+    kept += 1
+  cache.save()
+  if unreadable:
+    logging.warning("skipped %d unreadable image(s) of %d; first: %s", len(unreadable), count,
+                    "; ".join(f"{p} ({type(e).__name__}: {e})" for p, e in unreadable[:5]))
+  if no_face:
+    logging.warning("skipped %d of %d faces of the %s split: no face found (%s); first: %s",
+                    len(no_face), count, split, landmarks.VERSION, "; ".join(no_face[:5]))
+  if not kept:
+    raise DataError(f"no face found in any of the {count} image(s) of the {split} split"
+                    + (f", e.g. {names[0]}" if names else ""))
+  fingerprint = (f"{base}:n={kept}:skipped={len(unreadable)}:landmarks={landmarks.VERSION}"
+                 f":no_face={len(no_face)}" + (f":aligned={data.landmark_template}" if align
+                                              else ""))
+  return images[:kept], marks[:kept], fingerprint
+
+
+def _folder_photos(paths: list[str], size: int, align: bool):
+  """(face image [size, size, 3] or None, photo to find landmarks on, or the decode error) per
+  path, in order, decoded _CHUNK at a time in threads: without `align` the face is the centre
+  square (as `read_rgb`) and landmarks are found on that square at DETECT_SIZE; with it, the
+  photo itself (decoded at reduced JPEG scale down to 1024 px)."""
+  def read(path):
+    try:
+      photo = read_photo(path, draft_size=1024 if align else max(size, DETECT_SIZE))
+      if align:
+        return None, photo
+      return fit_square(photo, size), fit_square(photo, DETECT_SIZE)
+    except UNREADABLE_ERRORS as e:
+      return None, e
+
+  with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+    for start in range(0, len(paths), _CHUNK):
+      yield from pool.map(read, paths[start:start + _CHUNK])
+
+
+class _LandmarkCache:
+  """Landmarks found per face of one split ([N, len(landmarks.NAMES), 2] in [0, 1] of the photo
+  they were found on, NaN where no face was found), in an .npy file under `folder` named by a
+  digest of `key` (files, detector version, options); written atomically. '' disables it."""
+
+  def __init__(self, folder: str, key: str, count: int):
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    self.path = os.path.join(os.path.expanduser(folder), f"{digest}.npy") if folder else ""
+    self.points = None
+    if self.path and os.path.isfile(self.path):
+      try:
+        points = np.load(self.path)
+        if points.shape == (count, len(landmarks.NAMES), 2):
+          self.points = points
+      except (OSError, ValueError) as e:
+        logging.warning("ignoring unreadable landmark cache %s (%s)", self.path, e)
+    self.hit = self.points is not None
+    if self.points is None:
+      self.points = np.full((count, len(landmarks.NAMES), 2), np.inf, np.float32)
+
+  def get(self, index: int):
+    points = self.points[index]
+    return None if np.isinf(points).any() else points
+
+  def put(self, index: int, points: np.ndarray) -> None:
+    self.points[index] = points
+
+  def save(self) -> None:
+    """Writes the found landmarks (unless read from the cache or disabled); faces never reached
+    (unreadable photos) stay unknown."""
+    if not self.path or self.hit:
+      return
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(self.path), suffix=".npy.tmp")
+    with os.fdopen(handle, "wb") as f:
+      np.save(f, self.points)
+    os.replace(temporary, self.path)
 
 
 def folder_fingerprint(folder: str, split: str, paths: list[str]) -> str:
@@ -156,8 +284,15 @@ def read_photo(path: str, draft_size: int | None = None) -> np.ndarray:
 def read_rgb(path: str, size: int) -> np.ndarray:
   """One face image as uint8 [size, size, 3]: decoded as by `read_photo`, centre-cropped to a
   square and resized (Lanczos)."""
-  image = ImageOps.fit(_open_rgb(path, size), (size, size), Image.Resampling.LANCZOS)
-  return np.asarray(image, dtype=np.uint8)
+  return fit_square(_open_rgb(path, size), size)
+
+
+def fit_square(image, size: int) -> np.ndarray:
+  """A PIL image or uint8 [H, W, 3] array centre-cropped to a square and resized (Lanczos) to
+  uint8 [size, size, 3]."""
+  if isinstance(image, np.ndarray):
+    image = Image.fromarray(image)
+  return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
 def decode_images(paths: list[str], size: int,
@@ -230,22 +365,48 @@ def open_tfds(data: ml_collections.ConfigDict, split: str):
 def load_tfds(data: ml_collections.ConfigDict, split: str) -> tuple[np.ndarray, str]:
   """Images of `split` of a prepared TFDS dataset, centre-cropped and resized with TF ops into
   uint8 [N, S, S, 3] (TFDS's deterministic order), and a fingerprint string."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel  # only the tfds source needs TF
-  builder, split_spec, key, count = open_tfds(data, split)
   size = data.image_size
-  if is_array_record(builder):  # random access only: read record by record
-    read = tfds_record_reader(builder, split_spec, key)
-    ds = tf.data.Dataset.range(count).map(lambda i: square_resize(read(i), size),
-                                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  else:
-    ds = builder.as_dataset(split=split_spec, shuffle_files=False)
-    ds = ds.map(lambda example: square_resize(example[key], size),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  dataset, builder, split_spec, count = _tfds_dataset(data, split,
+                                                      lambda image: square_resize(image, size))
   images, filled = np.empty((count, size, size, 3), np.uint8), 0
-  for batch in ds.batch(256).prefetch(2).as_numpy_iterator():
+  for batch in dataset.batch(256).prefetch(2).as_numpy_iterator():
     images[filled:filled + len(batch)] = batch
     filled += len(batch)
   return images[:filled], tfds_fingerprint(builder, split_spec, filled)
+
+
+def _tfds_dataset(data: ml_collections.ConfigDict, split: str, transform):
+  """(tf.data dataset of transform(uint8 image [H, W, C]) per example in TFDS's deterministic
+  order, builder, split string, number of examples)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  # only the tfds source needs TF
+  builder, split_spec, key, count = open_tfds(data, split)
+  if is_array_record(builder):  # random access only: read record by record
+    read = tfds_record_reader(builder, split_spec, key)
+    dataset = tf.data.Dataset.range(count).map(lambda i: transform(read(i)),
+                                               num_parallel_calls=tf.data.AUTOTUNE,
+                                               deterministic=True)
+  else:
+    dataset = builder.as_dataset(split=split_spec, shuffle_files=False)
+    dataset = dataset.map(lambda example: transform(example[key]),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset, builder, split_spec, count
+
+
+def _tfds_photos(data: ml_collections.ConfigDict, split: str, align: bool):
+  """As `_folder_photos` for a TFDS split: (generator of (face image or None, photo), base
+  fingerprint, number of examples)."""
+  size = data.image_size
+  if align:
+    transform = lambda image: square_resize(image, 0)  # pylint: disable=unnecessary-lambda-assignment
+  else:
+    transform = lambda image: (square_resize(image, size), square_resize(image, DETECT_SIZE))  # pylint: disable=unnecessary-lambda-assignment
+  dataset, builder, split_spec, count = _tfds_dataset(data, split, transform)
+
+  def photos():
+    for item in dataset.prefetch(2).as_numpy_iterator():
+      yield (None, item) if align else item
+
+  return photos(), f"tfds:{builder.info.full_name}:split={split_spec}", count
 
 
 def is_array_record(builder) -> bool:
@@ -277,7 +438,7 @@ def tfds_fingerprint(builder, split_spec: str, count: int) -> str:
 def square_resize(image, size: int):
   """A decoded uint8 image tf.Tensor [H, W, C] (C = 1, 3 or 4) as uint8 RGB [size, size, 3]:
   transparency over white, centre-cropped to a square and resized (Lanczos, antialiased), in TF
-  ops."""
+  ops. size 0: only made RGB, at its own size."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   channels = image.shape[-1]
   if channels not in (1, 2, 3, 4):
@@ -289,6 +450,8 @@ def square_resize(image, size: int):
     image = colour * alpha + (1.0 - alpha) * background
   if channels <= 2:
     image = tf.image.grayscale_to_rgb(image)
+  if not size:
+    return tf.cast(tf.round(tf.clip_by_value(image * 255.0, 0.0, 255.0)), tf.uint8)
   height, width = tf.shape(image)[0], tf.shape(image)[1]
   side = tf.minimum(height, width)
   image = tf.image.crop_to_bounding_box(image, (height - side) // 2, (width - side) // 2,

@@ -2,10 +2,9 @@
 
 INPUTs are image files or folders (searched recursively). By default each image is taken as an
 aligned face crop: its centre square is resized to the model's size, unmasked, resized back and
-written. With --detect_faces, OpenCV's Haar cascade finds frontal faces in an ordinary photo;
-each face box becomes a square crop framed like the training faces (down to the chin), which is
-unmasked and blended back (feathered). The cascade misses many masked faces (it looks for a
-nose and mouth): crop those by hand and run without --detect_faces.
+written. With --detect_faces, maskae.landmarks finds every face of an ordinary photo (masked or not) and
+its landmarks; each face is aligned by its eyes to the framing of the model's training crops,
+unmasked, warped back and blended in (feathered at the crop's edges).
 Writes DIR/<name>_unmasked.png (and, with --side_by_side, DIR/<name>_side_by_side.png), never
 replaces an existing file unless --overwrite, never writes over an input. No TensorFlow here.
 """
@@ -17,16 +16,10 @@ import cv2
 import numpy as np
 from absl import app, flags, logging
 
-from maskae import errors, face_sources, inference, workdir
+from maskae import errors, face_sources, inference, landmarks, workdir
 
-HAAR_CASCADE = "haarcascade_frontalface_default.xml"
-# Haar face box -> the framing of the model's aligned training crops (whose lower edge takes
-# in the chin): (scale, shift) = crop side / box width, (crop centre y - box centre y) / box
-# width, medians over training faces pasted into larger canvases (46 UTKFace crops; 28
-# procedural faces). Real aligned sources use the UTKFace framing.
-CROP_FRAMING = {"utkface": (0.95, 0.075), "synthetic": (1.11, 0.107)}
-FEATHER = 0.15  # blend ramp width at the crop's edges, as a fraction of the crop side
-
+FEATHER = 0.06  # blend ramp width at the crop's edges, as a fraction of the crop side (the mask
+# reaches down to the crop's lower edge, so a wide ramp would leave part of it)
 
 
 def define_flags() -> None:
@@ -34,8 +27,11 @@ def define_flags() -> None:
   flags.DEFINE_string("workdir", None, "A trained workdir (its config.py and checkpoints; the "
                       "best checkpoint is used, else the latest).")
   flags.DEFINE_string("output", None, "Folder for the results (created if needed).")
-  flags.DEFINE_bool("detect_faces", False, "Find faces in ordinary photos (OpenCV Haar cascade) "
-                    "instead of taking each image as an aligned face crop.")
+  flags.DEFINE_bool("detect_faces", False, "Find the faces of ordinary photos and align each by "
+                    "its landmarks (maskae.landmarks) instead of taking each image as an "
+                    "aligned face crop.")
+  flags.DEFINE_integer("max_faces", 0, "With --detect_faces: unmask at most this many faces "
+                       "per photo, largest first (0: all).", lower_bound=0)
   flags.DEFINE_bool("side_by_side", False, "Also write input | result images.")
   flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
 
@@ -93,85 +89,52 @@ def unmask_aligned(photo: np.ndarray, predict, size: int) -> np.ndarray:
   return result
 
 
-def load_face_detector():
-  """OpenCV's bundled frontal-face Haar cascade."""
-  if not hasattr(cv2, "CascadeClassifier"):
-    raise RuntimeError(f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 dropped them); "
-                       "--detect_faces needs opencv-python-headless<5")
-  cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, HAAR_CASCADE))
-  if cascade.empty():
-    raise RuntimeError(f"cannot load {HAAR_CASCADE} from {cv2.data.haarcascades}")
-  return cascade
-
-
-def detect_faces(photo: np.ndarray, cascade) -> list[tuple[int, int, int, int]]:
-  """Frontal face boxes (x, y, w, h) found by the Haar cascade."""
-  gray = cv2.equalizeHist(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
-  min_side = max(24, min(photo.shape[:2]) // 10)
-  boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                   minSize=(min_side, min_side))
-  return [tuple(int(v) for v in box) for box in boxes]
-
-
-def crop_framing(data_config) -> tuple[float, float]:
-  """(scale, shift) of CROP_FRAMING for the faces a model was trained on."""
-  return CROP_FRAMING["synthetic" if data_config.source == "synthetic" else "utkface"]
-
-
-def face_crop_box(box: tuple[int, int, int, int],
-                  framing: tuple[float, float]) -> tuple[int, int, int]:
-  """(x, y, side): the square crop, framed like the training faces, around a face box."""
-  x, y, w, h = box
-  scale, shift = framing
-  side = max(1, int(round(scale * w)))
-  cx, cy = x + w / 2.0, y + h / 2.0 + shift * w
-  return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side
-
-
 def feather_weights(side: int) -> np.ndarray:
-  """float32 [side, side, 1]: 1 inside, ramping linearly to 0 over the outer FEATHER of the
-  square, for blending a crop back into its photo without a seam."""
+  """float32 [side, side]: 1 inside, ramping linearly to 0 over the outer FEATHER of the square,
+  for blending a crop back into its photo without a seam."""
   ramp = max(1.0, FEATHER * side)
   distance = np.minimum(np.arange(side), np.arange(side)[::-1]) + 0.5
   edge = np.clip(distance / ramp, 0.0, 1.0)
-  return np.minimum(edge[:, None], edge[None, :])[..., None].astype(np.float32)
+  return np.minimum(edge[:, None], edge[None, :]).astype(np.float32)
 
 
-def blend_crop(photo: np.ndarray, crop: np.ndarray, x: int, y: int) -> np.ndarray:
-  """Blends float [side, side, 3] `crop` (0..255) into uint8 `photo` at (x, y) with feathered
-  edges; parts of the crop outside the photo are dropped."""
-  side = crop.shape[0]
-  weights = feather_weights(side)
+def paste_back(photo: np.ndarray, output: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+  """Blends the model's output for an aligned crop (float [S, S, 3] in [0, 1]; `matrix` took the
+  photo to the crop) back into uint8 `photo`: warped back (cubic), feathered at the crop's edges;
+  parts outside the photo are dropped."""
+  side = output.shape[0]
   height, width, _ = photo.shape
-  x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, width), min(y + side, height)
+  corners = landmarks.transform_points(cv2.invertAffineTransform(matrix),
+                                       np.float32([[0, 0], [side, 0], [0, side], [side, side]]))
+  x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+  x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), [width, height])
   result = photo.copy()
   if x0 >= x1 or y0 >= y1:
     return result
-  region = result[y0:y1, x0:x1].astype(np.float32)
-  part = crop[y0 - y:y1 - y, x0 - x:x1 - x]
-  w = weights[y0 - y:y1 - y, x0 - x:x1 - x]
-  result[y0:y1, x0:x1] = np.round(w * part + (1.0 - w) * region).astype(np.uint8)
+  region = matrix.copy()  # photo region pixels -> crop pixels
+  region[:, 2] += matrix[:, :2] @ np.array([x0, y0], np.float64)
+  size, flags = (int(x1 - x0), int(y1 - y0)), cv2.WARP_INVERSE_MAP
+  back = cv2.warpAffine(np.clip(output, 0, 1) * 255.0, region, size,
+                        flags=cv2.INTER_CUBIC | flags, borderMode=cv2.BORDER_CONSTANT)
+  weight = cv2.warpAffine(feather_weights(side), region, size, flags=cv2.INTER_LINEAR | flags,
+                          borderMode=cv2.BORDER_CONSTANT)[..., None]
+  original = result[y0:y1, x0:x1].astype(np.float32)
+  result[y0:y1, x0:x1] = np.round(weight * np.clip(back, 0, 255)
+                                  + (1.0 - weight) * original).astype(np.uint8)
   return result
 
 
-def square_crop(photo: np.ndarray, x: int, y: int, side: int) -> np.ndarray:
-  """photo[y:y+side, x:x+side], edge-replicated where the square leaves the photo."""
-  height, width, _ = photo.shape
-  x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, width), min(y + side, height)
-  return cv2.copyMakeBorder(photo[y0:y1, x0:x1], y0 - y, y + side - y1, x0 - x, x + side - x1,
-                            cv2.BORDER_REPLICATE)
-
-
-def unmask_faces(photo: np.ndarray, predict, size: int, cascade,
-                 framing: tuple[float, float]) -> tuple[np.ndarray, int]:
-  """Unmasks every detected face of an ordinary photo; returns (result, number of faces)."""
-  boxes = detect_faces(photo, cascade)
+def unmask_faces(photo: np.ndarray, predict, size: int, finder: landmarks.FaceFinder,
+                 eyes: np.ndarray, max_faces: int | None = None) -> tuple[np.ndarray, int]:
+  """Unmasks every face found in an ordinary photo, each aligned by its eyes to `eyes` (the
+  training framing), unmasked and blended back; returns (result, number of faces)."""
+  found = finder.find(photo, max_faces=max_faces)
   result = photo
-  for box in boxes:
-    x, y, side = face_crop_box(box, framing)
-    output = predict(_to_model(square_crop(photo, x, y, side), size)[None])[0]
-    result = blend_crop(result, _from_model(output, side), x, y)
-  return result, len(boxes)
+  for face in found:
+    matrix = landmarks.alignment(face.points, size, eyes)
+    crop = landmarks.warp(photo, matrix, size).astype(np.float32) / 255.0
+    result = paste_back(result, predict(crop[None])[0], matrix)
+  return result, len(found)
 
 
 def _write_png(path: str, image: np.ndarray) -> None:
@@ -184,13 +147,14 @@ def _outputs_for(output_dir: str, name: str, side_by_side: bool) -> list[str]:
   return [base + "_unmasked.png"] + ([base + "_side_by_side.png"] if side_by_side else [])
 
 
-def _process(path: str, outputs: list[str], trained, data_config, cascade) -> str:
+def _process(path: str, outputs: list[str], trained, data_config, finder,
+             max_faces: int | None) -> str:
   """Unmasks one input and writes its outputs; returns a one-line report."""
   photo = read_photo(path)
   size = data_config.image_size
-  if cascade is not None:
-    result, num_faces = unmask_faces(photo, trained.predict, size, cascade,
-                                     crop_framing(data_config))
+  if finder is not None:
+    result, num_faces = unmask_faces(photo, trained.predict, size, finder,
+                                     landmarks.framing_eyes(data_config), max_faces)
     if not num_faces:
       raise InputError(f"{path}: no face found (for an aligned face crop, run without "
                        "--detect_faces)")
@@ -222,11 +186,16 @@ def main(argv):
   if not (FLAGS.workdir and FLAGS.output and inputs):
     raise app.UsageError("usage: python -m maskae.unmask --workdir W INPUT... --output DIR")
   try:
-    cascade = load_face_detector() if FLAGS.detect_faces else None
+    finder = landmarks.FaceFinder() if FLAGS.detect_faces else None
   except RuntimeError as e:
     raise errors.UserError(str(e)) from None
   run_dir = workdir.Workdir(FLAGS.workdir)
   config = run_dir.trained_config()
+  if finder is not None:
+    try:
+      landmarks.framing_eyes(config.data)
+    except ValueError as e:
+      raise errors.UserError(f"{FLAGS.workdir}: {e}") from None
   trained = inference.restore(run_dir, config)
   logging.info("model: %s (step %d, %s)", trained.directory, trained.step, trained.selected)
   found, failures = find_inputs(inputs)
@@ -239,7 +208,8 @@ def main(argv):
     try:
       check_outputs(path, outputs, input_paths, planned, FLAGS.overwrite)
       planned.update(outputs)
-      print(_process(path, outputs, trained, config.data, cascade), flush=True)
+      print(_process(path, outputs, trained, config.data, finder, FLAGS.max_faces or None),
+            flush=True)
       written += 1
     except InputError as e:
       failures.append(str(e))

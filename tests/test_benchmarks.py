@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,6 +52,19 @@ def test_train_step_benchmark(tmp_path):
 @pytest.mark.slow
 def test_inference_benchmark(tmp_path):
   _run("inference.py", tmp_path, ["model", "params", "size", "batch", "images/s"])
+
+
+@pytest.mark.slow
+def test_detection_benchmark_finds_the_masked_faces_and_writes_the_grid(tmp_path):
+  grid = tmp_path / "grid.png"
+  output = _run("detection.py", tmp_path, ["canvas", "faces", "found %"], "--grid", str(grid),
+                "--grid_faces", "2")
+  for canvas in ("2x (512 px)", "4x (1024 px)"):
+    row = _table_row(output, [canvas, "4"])
+    assert float(row[2]) >= 75, output  # 3 of the 4 masked procedural faces at least
+  assert "alpha IoU mean" in output and "Reframed faces" in output
+  with Image.open(grid) as image:
+    assert image.size == (3 * 256, 2 * 256)
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ from maskae import config_migration, models, workdir
 
 
 def _as_recorded_before_the_model_split(config: ml_collections.ConfigDict):
-  """`config` as maskae recorded it before model.name, model.composite and the loss weights."""
+  """`config` as maskae recorded it before model.name, model.composite, the loss weights and
+  data.landmarks / align_faces / landmark_cache."""
   values = config.to_dict()
   model = values["model"]
   composite = model.pop("composite")
@@ -18,6 +19,8 @@ def _as_recorded_before_the_model_split(config: ml_collections.ConfigDict):
   model["composite_dilation"] = composite["dilation"]
   model["mask_detector_features"] = composite["detector_features"]
   del values["train"]["output_loss_weight"], values["train"]["raw_loss_weight"]
+  for key in ("landmarks", "align_faces", "landmark_cache"):
+    del values["data"][key]
   return ml_collections.ConfigDict(values)
 
 

@@ -120,6 +120,7 @@ def test_each_trial_config_is_validated_before_launch(tmp_path):
   assert f"{trials[0].name}: invalid config: model.kernel_size=0: must be > 0" in result.stdout
 
 
+@pytest.mark.slow
 def test_one_trial_sweep_end_to_end(tmp_path):
   config = write_sweep(tmp_path, [{"model.kernel_size": 3}])
   result = run_sweep(config, tmp_path / "s", *TINY, "--config.train.steps=1")
@@ -143,7 +144,10 @@ def test_sweep_end_to_end_isolates_failures_skips_finished_and_resumes(tmp_path)
   pinned = []
   for trial in trials[:2]:
     status = sweep.trial_status(trial)
-    assert status["status"] == "done", (status, result.stdout[-3000:])
+    if status["status"] != "done":
+      with open(os.path.join(trial.workdir, sweep.LOG_FILE), errors="replace") as f:
+        pytest.fail(f"{trial.name} {status['status']} (exit {status.get('returncode')}); "
+                    f"its log ends:\n{f.read()[-2500:]}", pytrace=False)
     with open(os.path.join(trial.workdir, "run_record.json")) as f:
       pinned.append(json.load(f)["env"]["CUDA_VISIBLE_DEVICES"])
     assert sweep.trial_status(trial)["gpu"] == pinned[-1]

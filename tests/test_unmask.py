@@ -6,15 +6,14 @@ import shutil
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from maskae import inference, unmask, workdir
+from maskae import faces, inference, unmask, workdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-UTKFACE_IMAGE = os.path.join(os.path.dirname(REPO), "shared", "data", "utkface", "images",
-                             "100_1_0_20170110183726390.jpg.chip.jpg")
 
 
 def run_unmask(*args):
@@ -111,10 +110,11 @@ def test_unmask_imports_without_tensorflow():
   assert result.returncode == 0, result.stderr[-2000:]
 
 
-@pytest.mark.skipif(not os.path.isfile(UTKFACE_IMAGE), reason="no shared UTKFace data")
-def test_unmask_detect_faces_blends_into_the_photo(trained_workdir, tmp_path):
-  photo = np.full((300, 360, 3), 90, np.uint8)
-  photo[60:260, 120:320] = np.asarray(Image.open(UTKFACE_IMAGE).convert("RGB"))
+def test_unmask_detect_faces_aligns_each_face_and_blends_it_back(trained_workdir, tmp_path):
+  images, _ = faces.generate_faces(2, 160, seed=0, start=1_000_000)
+  photo = np.full((340, 520, 3), 90, np.uint8)
+  photo[20:180, 40:200] = images[0]
+  photo[200:320, 360:480] = cv2.resize(images[1], (120, 120), interpolation=cv2.INTER_AREA)
   _save(tmp_path / "photo.png", photo)
   _save(tmp_path / "blank.png", np.full((120, 160, 3), 90, np.uint8))
   out = tmp_path / "out"
@@ -123,13 +123,20 @@ def test_unmask_detect_faces_blends_into_the_photo(trained_workdir, tmp_path):
   assert result.returncode == 1
   errors = _error_lines(result.stderr)
   assert len(errors) == 1 and "blank.png: no face found" in errors[0]
-  assert "1 face(s)" in result.stdout
+  assert "photo.png -> " in result.stdout and "(2 face(s), 520x340)" in result.stdout
   unmasked = np.asarray(Image.open(out / "photo_unmasked.png"))
   assert unmasked.shape == photo.shape
-  np.testing.assert_array_equal(unmasked[:40], photo[:40])  # far from the face: untouched
-  np.testing.assert_array_equal(unmasked[:, :80], photo[:, :80])
-  assert np.abs(unmasked[140:180, 200:240].astype(int) - photo[140:180, 200:240]).mean() > 5
+  np.testing.assert_array_equal(unmasked[:, 250:330], photo[:, 250:330])  # between the faces
+  np.testing.assert_array_equal(unmasked[190:, :300], photo[190:, :300])
+  for y, x in ((100, 120), (265, 420)):  # each face's centre went through the model
+    assert np.abs(unmasked[y - 10:y + 10, x - 10:x + 10].astype(int)
+                  - photo[y - 10:y + 10, x - 10:x + 10]).mean() > 2
   assert not (out / "blank_unmasked.png").exists()
+  result = run_unmask("--workdir", trained_workdir, tmp_path / "photo.png", "--output",
+                      tmp_path / "one", "--detect_faces", "--max_faces", "1")
+  assert result.returncode == 0 and "(1 face(s), 520x340)" in result.stdout, result.stderr[-2000:]
+  one = np.asarray(Image.open(tmp_path / "one" / "photo_unmasked.png"))
+  np.testing.assert_array_equal(one[200:320, 360:480], photo[200:320, 360:480])  # the smaller
 
 
 def test_read_photo_applies_exif_orientation_and_flattens_transparency(tmp_path):
@@ -172,21 +179,21 @@ def test_check_outputs_refuses_inputs_collisions_and_existing(tmp_path):
     unmask.check_outputs("y", ["o.png"], set(), {"o.png"}, overwrite=True)
 
 
-def test_feathered_blend_and_crops():
+def test_paste_back_warps_the_crop_into_place_with_feathered_edges():
   weights = unmask.feather_weights(40)
-  assert weights[20, 20, 0] == 1.0 and weights[0, 0, 0] < 0.1
-  assert np.all(np.diff(weights[:20, 20, 0]) >= 0)  # ramps up towards the centre
+  assert weights[20, 20] == 1.0 and 0 < weights[0, 0] < 0.5
+  assert np.all(np.diff(weights[:20, 20]) >= 0)  # ramps up towards the centre
   photo = np.zeros((50, 60, 3), np.uint8)
-  crop = np.full((40, 40, 3), 200.0, np.float32)
-  blended = unmask.blend_crop(photo, crop, -10, 20)  # partly outside the photo
+  output = np.full((40, 40, 3), 200 / 255, np.float32)
+  shift = np.array([[1.0, 0, 10], [0, 1.0, -20]])  # the crop's corner at (-10, 20) in the photo
+  blended = unmask.paste_back(photo, output, shift)
   assert blended[40, 10].tolist() == [200, 200, 200]
-  assert blended[:20].max() == 0 and blended[:, 30:].max() == 0
-  assert 0 < blended[20, 10, 0] < blended[23, 10, 0] < 200  # feathered top edge
-  square = unmask.square_crop(np.arange(5 * 6 * 3, dtype=np.uint8).reshape(5, 6, 3), -2, 1, 4)
-  assert square.shape == (4, 4, 3)
-  np.testing.assert_array_equal(square[:, 0], square[:, 2])  # edge-replicated on the left
-  x, y, side = unmask.face_crop_box((100, 100, 200, 200), (0.95, 0.075))
-  assert side == 190 and (x, y) == (105, 120)
+  assert blended[:20].max() == 0 and blended[:, 31:].max() == 0
+  assert 0 < blended[20, 10, 0] < blended[21, 10, 0] < 200  # feathered top edge
+  assert blended[20 + int(np.ceil(unmask.FEATHER * 40)), 10, 0] == 200
+  half = np.array([[0.5, 0, 0], [0, 0.5, 0]])  # a 2x larger face: the crop covers 80x80 px
+  blended = unmask.paste_back(np.zeros((100, 100, 3), np.uint8), output, half)
+  assert blended[40, 40].tolist() == [200, 200, 200] and blended[85:].max() == 0
 
 
 def test_sixteen_bit_photos_unmask_like_their_eight_bit_copies(trained_workdir, tmp_path):
