@@ -21,6 +21,9 @@ faces at 256 px), masked by maskae's own renderer (default mask config, validati
    replicated), so it is framed unlike the training crops. The correct placement is the template
    moved with the face; IoU of that against masks placed from detected landmarks and from the
    unmoved template. --grid writes face | template mask | landmark mask columns.
+
+--framing N instead prints the mean eye centres found on the first N training faces of each
+framing (UTKFace train.txt crops, procedural faces at 256 px): landmarks.FRAMING_EYES.
 """
 
 import argparse
@@ -47,7 +50,8 @@ GREY = 128
 def load_faces(kind: str, num: int) -> tuple[np.ndarray, np.ndarray]:
   """uint8 [N, S, S, 3] validation faces and their renderer landmarks [N, 8, 2]."""
   if kind == "synthetic":
-    return faces.generate_faces(num, 256, seed=0, start=face_sources._SYNTHETIC_SPLIT_START["val"])  # pylint: disable=protected-access
+    start = face_sources._SYNTHETIC_SPLIT_START["val"]  # pylint: disable=protected-access
+    return faces.generate_faces(num, 256, seed=0, start=start)
   list_file = os.path.join(UTKFACE, "val.txt")
   if not os.path.isfile(list_file):
     raise SystemExit(f"detection: no UTKFace at {UTKFACE}; use --faces synthetic")
@@ -169,8 +173,26 @@ def reframe(images: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
   return out, np.stack(maps)
 
 
+def print_framing(finder, num: int) -> None:
+  """The mean eyes ([0, 1] of the crop) found on training faces of each framing."""
+  sets = {"synthetic": faces.generate_faces(num, 256, seed=0, start=0)[0]}
+  list_file = os.path.join(UTKFACE, "train.txt")
+  if os.path.isfile(list_file):
+    with open(list_file) as f:
+      names = [line.strip() for line in f if line.strip()][:num]
+    sets["utkface"] = [face_sources.read_photo(os.path.join(UTKFACE, "images", n)) for n in names]
+  for name, images in sets.items():
+    eyes = [found[0].points[:2] / np.float32(image.shape[1::-1])
+            for image in images for found in [finder.find(image, max_faces=1)] if found]
+    print(f"{name}: {len(eyes)} of {len(images)} found; mean eyes "
+          f"{np.round(np.mean(eyes, 0).astype(float), 4).tolist()}, median "
+          f"{np.round(np.median(eyes, 0).astype(float), 4).tolist()}", flush=True)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--framing", type=int, default=0,
+                      help="print the training framings' mean eyes over this many faces, only")
   parser.add_argument("--faces", default=None, choices=("utkface", "synthetic"))
   parser.add_argument("--num", type=int, default=None)
   parser.add_argument("--canvases", default="2,4")
@@ -182,6 +204,9 @@ def main():
   load_log = report.LoadLog()
   rng = np.random.default_rng(args.seed)
   finder = landmarks.FaceFinder()
+  if args.framing:
+    print_framing(finder, args.framing)
+    return
   images, marks = load_faces(args.faces, args.num)
   masked, alpha = draw_masks(images, marks)
   canvases = [int(c) for c in args.canvases.split(",")]

@@ -33,6 +33,7 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 
 from absl import app, flags
@@ -47,6 +48,7 @@ SWEEP_FILE = "sweep.json"
 STATE_FILE = "sweep_state.json"
 TRIAL_FILE = "trial.json"
 LOG_FILE = "train.log"
+_PARSE_LOCK = threading.Lock()
 METRICS_FILE = workdir_lib.METRICS_FILE
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -130,18 +132,21 @@ def plan(config_path: str, sweep_dir: str, extra_flags: list[str]) -> list[Trial
 
 def trial_config(trial: Trial, config_path: str, extra_flags: list[str]):
   """The resolved config a trial's maskae.main will run (the same flags, parsed the same way)."""
-  values = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", config_path, flag_values=values, lock_config=True)
   argv = ["maskae.main", "--config", config_path, *extra_flags,
           *sweep_spec.to_flags(trial.overrides)]
-  saved, sys.argv = sys.argv, argv  # config_flags reads the overrides from sys.argv
-  try:
-    values(argv)
-    return values.config
-  except Exception as e:  # pylint: disable=broad-except  # config_flags raises several kinds
-    raise UserError(errors.flag_error_line(e, argv)) from None
-  finally:
-    sys.argv = saved
+  # Trials are validated in parallel threads; config_flags reads sys.argv (one for all) and
+  # defines the override flags as it parses: one parse at a time.
+  with _PARSE_LOCK:
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", config_path, flag_values=values, lock_config=True)
+    saved, sys.argv = sys.argv, argv  # config_flags reads the overrides from sys.argv
+    try:
+      values(argv)
+      return values.config
+    except Exception as e:  # pylint: disable=broad-except  # config_flags raises several kinds
+      raise UserError(errors.flag_error_line(e, argv)) from None
+    finally:
+      sys.argv = saved
 
 
 def trial_problems(trial: Trial, config_path: str, extra_flags: list[str]) -> list[str]:

@@ -378,7 +378,7 @@ def load_tfds(data: ml_collections.ConfigDict, split: str) -> tuple[np.ndarray, 
 def _tfds_dataset(data: ml_collections.ConfigDict, split: str, transform):
   """(tf.data dataset of transform(uint8 image [H, W, C]) per example in TFDS's deterministic
   order, builder, split string, number of examples)."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel  # only the tfds source needs TF
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  # only tfds needs TF
   builder, split_spec, key, count = open_tfds(data, split)
   if is_array_record(builder):  # random access only: read record by record
     read = tfds_record_reader(builder, split_spec, key)
@@ -396,10 +396,12 @@ def _tfds_photos(data: ml_collections.ConfigDict, split: str, align: bool):
   """As `_folder_photos` for a TFDS split: (generator of (face image or None, photo), base
   fingerprint, number of examples)."""
   size = data.image_size
-  if align:
-    transform = lambda image: square_resize(image, 0)  # pylint: disable=unnecessary-lambda-assignment
-  else:
-    transform = lambda image: (square_resize(image, size), square_resize(image, DETECT_SIZE))  # pylint: disable=unnecessary-lambda-assignment
+
+  def transform(image):
+    if align:
+      return square_resize(image, 0)
+    return square_resize(image, size), square_resize(image, DETECT_SIZE)
+
   dataset, builder, split_spec, count = _tfds_dataset(data, split, transform)
 
   def photos():

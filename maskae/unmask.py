@@ -2,9 +2,9 @@
 
 INPUTs are image files or folders (searched recursively). By default each image is taken as an
 aligned face crop: its centre square is resized to the model's size, unmasked, resized back and
-written. With --detect_faces, maskae.landmarks finds every face of an ordinary photo (masked or not) and
-its landmarks; each face is aligned by its eyes to the framing of the model's training crops,
-unmasked, warped back and blended in (feathered at the crop's edges).
+written. With --detect_faces, maskae.landmarks finds every face of an ordinary photo (masked or
+not) and its landmarks; each face is aligned by its eyes to the framing of the model's training
+crops, unmasked, warped back and blended in (feathered at the crop's edges).
 Writes DIR/<name>_unmasked.png (and, with --side_by_side, DIR/<name>_side_by_side.png), never
 replaces an existing file unless --overwrite, never writes over an input. No TensorFlow here.
 """

@@ -1,5 +1,6 @@
 """launch.sweep: aggregation, dry runs, failure isolation, skip-finished and resume, end to end."""
 
+import concurrent.futures
 import csv
 import json
 import os
@@ -118,6 +119,19 @@ def test_each_trial_config_is_validated_before_launch(tmp_path):
   result = run_sweep(config, tmp_path / "s", "--dry_run", *TINY)
   assert result.returncode == 0, result.stderr[-2000:]
   assert f"{trials[0].name}: invalid config: model.kernel_size=0: must be > 0" in result.stdout
+
+
+def test_trials_validated_in_parallel_threads_each_get_their_own_flags(tmp_path):
+  """launch.sweep validates trials in its worker threads; config_flags reads sys.argv, which
+  they share (a race once failed a valid trial with "Unknown command line flag")."""
+  config = write_sweep(tmp_path, [{"model.kernel_size": k}
+                                  for k in (3, "a", 5, "b", 7, "c", 9, "d", 11, "e")])
+  trials = sweep.plan(config, str(tmp_path / "s"), TINY)
+  expected = [sweep.trial_problems(t, config, TINY) for t in trials]
+  assert expected[0] == [] and "invalid literal" in expected[1][0]
+  for _ in range(3):
+    with concurrent.futures.ThreadPoolExecutor(len(trials)) as pool:
+      assert list(pool.map(lambda t: sweep.trial_problems(t, config, TINY), trials)) == expected
 
 
 @pytest.mark.slow
