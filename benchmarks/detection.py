@@ -36,7 +36,6 @@ if __package__ in (None, ""):  # run as a file: the repository root holds `bench
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import cv2
-import jax
 import numpy as np
 
 from benchmarks import report
@@ -62,17 +61,17 @@ def load_faces(kind: str, num: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def draw_masks(images: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(masked uint8 images, alpha [N, S, S]) from the validation keys of examples 0..N-1."""
-  spec = masks.MaskSpec.from_config(default.get_config().data.mask)
+  """(masked uint8 images, alpha [N, S, S]) from the validation keys of examples 0..N-1
+  (pairs.render_on_host with the default mask config, 16 at a time)."""
+  config = default.get_config()
   example = np.stack([np.zeros(len(images)), np.arange(len(images))], -1).astype(np.uint32)
-  render = jax.jit(lambda x, m, e: masks.synthesize(x, m, pairs.example_keys(0, "val", e), spec))
   masked, alpha = [], []
   for start in range(0, len(images), 16):
     part = slice(start, start + 16)
-    out, a = render(images[part].astype(np.float32) / 255.0, marks[part].astype(np.float32),
-                    example[part])
-    masked.append(np.round(np.asarray(out) * 255.0).astype(np.uint8))
-    alpha.append(np.asarray(a)[..., 0])
+    pair = pairs.render_on_host({"image": images[part], "landmarks": marks[part].astype(
+        np.float32), "example": example[part]}, config, "val")
+    masked.append(np.round(pair["masked"] * 255.0).astype(np.uint8))
+    alpha.append(pair["alpha"][..., 0])
   return np.concatenate(masked), np.concatenate(alpha)
 
 
@@ -235,7 +234,7 @@ def main():
   truth = np.stack([landmarks.transform_points(m, marks[k] * side) / side
                     for k, m in enumerate(maps)])
   _, alpha_truth = draw_masks(moved, truth)
-  _, alpha_template = draw_masks(moved, marks)
+  masked_template, alpha_template = draw_masks(moved, marks)
   moved_marks, moved_found = detected_marks(finder, moved)
   masked_landmark, alpha_landmark = draw_masks(
       moved, np.where(moved_found[:, None, None], moved_marks, marks))
@@ -247,7 +246,6 @@ def main():
            f"found).")
   print(body.rsplit("\n\n", 1)[-1], flush=True)
   if args.grid:
-    masked_template, _ = draw_masks(moved, marks)
     count = min(args.grid_faces, len(images))
     rows_img = [np.concatenate([moved[k], masked_template[k], masked_landmark[k]], axis=1)
                 for k in range(count)]

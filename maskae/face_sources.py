@@ -80,7 +80,7 @@ def detect_landmarks(data: ml_collections.ConfigDict, split: str):
   if data.source == "folder":
     paths = folder_split(data, split)
     base = folder_fingerprint(data.folder, split, paths)
-    stats = "\n".join(f"{os.path.getsize(p)}:{os.stat(p).st_mtime_ns}" for p in paths)
+    stats = "\n".join(f"{st.st_size}:{st.st_mtime_ns}" for st in map(os.stat, paths))
     photos, count = _folder_photos(paths, size, align), len(paths)
     names = paths
   else:
@@ -105,8 +105,8 @@ def detect_landmarks(data: ml_collections.ConfigDict, split: str):
     if np.isnan(points).any():
       no_face.append(names[index])
       continue
-    pixels = points * np.float32(photo.shape[1::-1])
     if align:
+      pixels = points * np.float32(photo.shape[1::-1])
       matrix = landmarks.alignment(pixels, size, eyes)
       images[kept] = landmarks.warp(photo, matrix, size)
       pixels = landmarks.transform_points(matrix, pixels)
@@ -116,9 +116,7 @@ def detect_landmarks(data: ml_collections.ConfigDict, split: str):
     marks[kept] = landmarks.mask_landmarks(pixels, (size, size))
     kept += 1
   cache.save()
-  if unreadable:
-    logging.warning("skipped %d unreadable image(s) of %d; first: %s", len(unreadable), count,
-                    "; ".join(f"{p} ({type(e).__name__}: {e})" for p, e in unreadable[:5]))
+  _warn_unreadable(unreadable, count)
   if no_face:
     logging.warning("skipped %d of %d faces of the %s split: no face found (%s); first: %s",
                     len(no_face), count, split, landmarks.VERSION, "; ".join(no_face[:5]))
@@ -317,13 +315,18 @@ def decode_images(paths: list[str], size: int,
       else:
         images[count] = result
         count += 1
-  if skipped:
-    logging.warning("skipped %d unreadable image(s) of %d; first: %s", len(skipped), len(paths),
-                    "; ".join(f"{p} ({type(e).__name__}: {e})" for p, e in skipped[:max_logged]))
+  _warn_unreadable(skipped, len(paths), max_logged)
   if not count:
     raise DataError(f"no readable images among {len(paths)} file(s)"
                      + (f", e.g. {paths[0]}" if paths else ""))
   return images[:count], [p for p, _ in skipped]
+
+
+def _warn_unreadable(skipped: list[tuple[str, Exception]], total: int, max_logged: int = 5):
+  """Logs how many of `total` images were unreadable, naming the first `max_logged`."""
+  if skipped:
+    logging.warning("skipped %d unreadable image(s) of %d; first: %s", len(skipped), total,
+                    "; ".join(f"{p} ({type(e).__name__}: {e})" for p, e in skipped[:max_logged]))
 
 
 def open_tfds(data: ml_collections.ConfigDict, split: str):
@@ -408,7 +411,7 @@ def _tfds_photos(data: ml_collections.ConfigDict, split: str, align: bool):
     for item in dataset.prefetch(2).as_numpy_iterator():
       yield (None, item) if align else item
 
-  return photos(), f"tfds:{builder.info.full_name}:split={split_spec}", count
+  return photos(), tfds_fingerprint(builder, split_spec), count
 
 
 def is_array_record(builder) -> bool:
@@ -432,9 +435,10 @@ def tfds_record_reader(builder, split_spec: str, key: str):
   return read
 
 
-def tfds_fingerprint(builder, split_spec: str, count: int) -> str:
-  """Names a TFDS split."""
-  return f"tfds:{builder.info.full_name}:split={split_spec}:n={count}"
+def tfds_fingerprint(builder, split_spec: str, count: int | None = None) -> str:
+  """Names a TFDS split (and its number of faces, when given)."""
+  name = f"tfds:{builder.info.full_name}:split={split_spec}"
+  return name if count is None else f"{name}:n={count}"
 
 
 def square_resize(image, size: int):
