@@ -44,6 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
   # (any folder of unaligned photos becomes aligned training crops).
   data.align_faces = False
   data.landmark_cache = "~/.cache/maskae/landmarks"  # "" = find them again on every load
+  data.random_flip = False  # mirror each training pair left to right with probability 1/2
 
   config.data.mask = mask = ml_collections.ConfigDict()
   mask.styles = ("surgical", "n95", "cloth_stripes", "cloth_dots", "cloth_plaid", "cloth_print",
@@ -71,6 +72,9 @@ def get_config() -> ml_collections.ConfigDict:
   model.skip_connections = False
   model.bottleneck_convs = 0  # residual 3x3 Conv + activation blocks at the code's size
   model.low_res_output = False  # last decoder stage outputs at 1/factor size, resized bilinearly
+  model.fourier_blocks = 0  # residual fast Fourier convolution blocks (LaMa), at 1/factor size:
+  model.fourier_at = "encoder"  # after the first encoder stage | decoder (after its last conv)
+  model.gated_decoder = False  # gated convolutions in the decoder (DeepFill v2)
   model.composite = composite = ml_collections.ConfigDict()  # model.name=mask_composite only
   composite.hard = False  # output = decoded where mask >= 0.5, else the input (soft: blended)
   composite.dilation = 0  # hard: grow the predicted region by this many pixels
@@ -89,6 +93,11 @@ def get_config() -> ml_collections.ConfigDict:
   train.mask_loss_weight = 0.1  # mask_composite: BCE weight for the predicted mask
   train.output_loss_weight = 1.0  # weight of the pixel loss on the output (composite's: blended)
   train.raw_loss_weight = 0.0  # mask_composite: weight of the pixel loss on the decoded image too
+  # Adversarial loss (off at 0): a PatchGAN discriminator on the masked region, hinge loss; the
+  # model's loss gains adversarial_weight x its generator term.
+  train.adversarial_weight = 0.0
+  train.discriminator_features = (32, 64, 128)  # stride-2 4x4 Conv + leaky ReLU stages
+  train.discriminator_learning_rate = 2e-4  # Adam (0.5, 0.999), constant
   train.log_every = 50
   train.eval_every = 500
   train.checkpoint_every = 500

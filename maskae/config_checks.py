@@ -65,6 +65,7 @@ _FIELDS = {
                        _one_of(*face_sources.LANDMARK_MODES)),
     "data.align_faces": (lambda v: isinstance(v, bool), "a bool", _ANY),
     "data.landmark_cache": (lambda v: isinstance(v, str), "a string", _ANY),
+    "data.random_flip": (lambda v: isinstance(v, bool), "a bool", _ANY),
     "data.mask.styles": (lambda v: isinstance(v, (tuple, list)), "a tuple", _ANY),
     "data.mask.style_weights": (lambda v: isinstance(v, (tuple, list)), "a tuple", _ANY),
     "data.mask.coverage": (lambda v: _is_number(v) or isinstance(v, (tuple, list)),
@@ -90,6 +91,9 @@ _FIELDS = {
     "model.name": (lambda v: isinstance(v, str), "a string", _one_of(*models.MODELS)),
     "model.bottleneck_convs": (_is_int, "an int", _NON_NEGATIVE),
     "model.low_res_output": (lambda v: isinstance(v, bool), "a bool", _ANY),
+    "model.fourier_blocks": (_is_int, "an int", _NON_NEGATIVE),
+    "model.fourier_at": (lambda v: isinstance(v, str), "a string", _one_of("encoder", "decoder")),
+    "model.gated_decoder": (lambda v: isinstance(v, bool), "a bool", _ANY),
     "model.composite.hard": (lambda v: isinstance(v, bool), "a bool", _ANY),
     "model.composite.dilation": (_is_int, "an int", _NON_NEGATIVE),
     "model.composite.detector_features": (_ints, "a tuple of ints", _POSITIVE_INTS),
@@ -106,6 +110,12 @@ _FIELDS = {
     "train.mask_loss_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
     "train.output_loss_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
     "train.raw_loss_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
+    "train.adversarial_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
+    "train.discriminator_features": (_ints, "a tuple of ints", ((lambda v: len(v) > 0 and
+                                                                 all(x > 0 for x in v)),
+                                                                "a non-empty tuple of positive "
+                                                                "ints")),
+    "train.discriminator_learning_rate": (_is_number, "a number", _POSITIVE),
     "train.log_every": (_is_int, "an int", _POSITIVE),
     "train.eval_every": (_is_int, "an int", _POSITIVE),
     "train.checkpoint_every": (_is_int, "an int", _POSITIVE),
@@ -190,6 +200,14 @@ def _combinations(config: ml_collections.ConfigDict, num_devices: int | None) ->
     masks.MaskSpec.from_config(data.mask)
   except ValueError as e:
     found.append(str(e))
+  if model.fourier_blocks and model.features[0] < 2:
+    found.append(f"model.fourier_blocks={model.fourier_blocks}: needs model.features[0] >= 2 "
+                 "(its channels split into a local and a global half)")
+  disc_factor = 2 ** len(train.discriminator_features)
+  if train.adversarial_weight and data.image_size < 4 * disc_factor:
+    found.append(f"train.discriminator_features={tuple(train.discriminator_features)}: "
+                 f"{len(train.discriminator_features)} stride-2 stages leave under 4 x 4 "
+                 f"patches of data.image_size={data.image_size}")
   composite = model.composite
   if model.name != "mask_composite":
     for field in ("hard", "dilation", "detector_features"):

@@ -10,7 +10,10 @@ _RENAMED = {"model.hard_composite": "model.composite.hard",
 # Keys added since, with the value that gives the behaviour of a config recorded without them.
 _ADDED = {"train.output_loss_weight": 1.0, "train.raw_loss_weight": 0.0,
           "data.landmarks": "template", "data.align_faces": False,
-          "data.landmark_cache": "~/.cache/maskae/landmarks"}
+          "data.landmark_cache": "~/.cache/maskae/landmarks", "data.random_flip": False,
+          "model.fourier_blocks": 0, "model.fourier_at": "encoder", "model.gated_decoder": False,
+          "train.adversarial_weight": 0.0, "train.discriminator_features": (32, 64, 128),
+          "train.discriminator_learning_rate": 2e-4}
 
 
 def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

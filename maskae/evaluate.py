@@ -2,12 +2,15 @@
 
 `evaluate_checkpoint` scores the best (else latest) checkpoint with `maskae.evaluator` (which also
 scores the masked input), adds the baselines told the true mask, and writes under
-workdir/eval/<split>/: summary.json (the evaluator's summary plus `baselines`), examples.csv
+workdir/eval/<split>/ (eval/<split>_masks_<mix>/ when the config's data.mask block is not the
+one the model trained with: an evaluation on other mask styles keeps its own reports and names
+its mix): summary.json (the evaluator's summary plus `baselines`), examples.csv
 (every example x method), table.md (the side-by-side table with its definitions) and PNG grids of
 random, best and worst examples.
 """
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -32,7 +35,8 @@ RANK_METRIC = "psnr_masked"  # orders the best / worst grids (the model's score)
 _TOLD_MASK = {MASKED_INPUT: "n/a (no fill)", MODEL: "no (blind)"}  # others: "yes (true mask)"
 _COLUMN_TITLES = {
     "psnr_masked": "PSNR masked (dB)", "ssim_masked": "SSIM masked", "mae_masked": "MAE masked",
-    "mse_masked": "MSE masked", "psnr": "PSNR (dB)", "ssim": "SSIM", "mae": "MAE", "mse": "MSE",
+    "mse_masked": "MSE masked", "sharpness_masked": "sharpness masked",
+    "psnr": "PSNR (dB)", "ssim": "SSIM", "mae": "MAE", "mse": "MSE",
     "keras_accuracy": "Keras \"accuracy\"",
 }
 MEAN_FACE_FILE = "mean_face.npz"  # in workdir/eval/: the mean face, computed once
@@ -98,6 +102,23 @@ def _recorded_train_faces(run_dir: run_workdir.Workdir) -> str | None:
     return None
 
 
+def _mask_block(config: ml_collections.ConfigDict) -> str:
+  return json.dumps(config.data.mask.to_dict(), sort_keys=True)
+
+
+def mask_mix_label(trained_config: ml_collections.ConfigDict,
+                   config: ml_collections.ConfigDict) -> str:
+  """"" when `config` draws the masks the model trained on; else a name for its mask mix: the
+  styles joined by "+", and a hash of the whole data.mask block when more than styles differ."""
+  if _mask_block(trained_config) == _mask_block(config):
+    return ""
+  label = "+".join(config.data.mask.styles)
+  others = lambda c: {k: v for k, v in json.loads(_mask_block(c)).items() if k != "styles"}
+  if others(trained_config) != others(config):
+    label += "-" + hashlib.sha1(_mask_block(config).encode()).hexdigest()[:8]
+  return label
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: str) -> dict:
   """Scores the workdir's best (else latest) checkpoint and the baselines on `split`, writes the
   reports under workdir/eval/<split>/ and returns the summary."""
@@ -109,6 +130,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
   trained_config = run_dir.check_model(config)
   trained = inference.restore(run_dir, trained_config)
   scorer = evaluator.Evaluator(config, split, train_step.data_mesh(jax.local_devices()))
+  mix = mask_mix_label(trained_config, config)
+  out_dir = run_dir.eval_dir(f"{split}_masks_{mix}" if mix else split)
   mean_face, num_train_faces = _mean_face(run_dir, trained_config)
   keeper = _ExampleKeeper(scorer.num_examples, config.train.num_grid_examples, config.seed)
   rows = []
@@ -129,7 +152,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
     keeper.add(first, scores[MODEL][RANK_METRIC],
                {"clean": pair["clean"], "error": np.mean(np.abs(pair["output"] - pair["clean"]),
                                                          axis=-1, keepdims=True), **outputs})
-  summary = _summary(run_dir, scorer, trained, num_train_faces, rows)
+  summary = _summary(out_dir, scorer, trained, num_train_faces, rows, config.data.mask, mix)
   _write_reports(summary, rows, keeper)
   print(markdown_table(summary), flush=True)
   print("files written:\n" + "\n".join(f"  {k:14s} {v}" for k, v in summary["files"].items()),
@@ -137,14 +160,15 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
   return summary
 
 
-def _summary(run_dir, scorer: evaluator.Evaluator, trained, num_train_faces, rows) -> dict:
+def _summary(out_dir: str, scorer: evaluator.Evaluator, trained, num_train_faces, rows,
+             mask: ml_collections.ConfigDict, mix: str) -> dict:
   """The evaluator's summary (step, split, pairs, model, masked_input) plus the baselines, the
-  checkpoint, the definitions and the files."""
+  checkpoint, the mask mix scored on, the definitions and the files."""
   means = {name: {m: float(np.mean([r[m] for r in rows if r["method"] == name]))
                   for m in METRICS} for name in METHOD_NAMES}
-  out_dir = run_dir.eval_dir(scorer.split)
   summary = scorer.summary(trained.step, means[MODEL], means[MASKED_INPUT])
   summary.update({
+      "mask_mix": {"as_trained": not mix, "label": mix, "data.mask": mask.to_dict()},
       "baselines": {name: means[name] for name in baselines.NAMES},
       "checkpoint": {"step": trained.step, "selected": trained.selected,
                      "path": trained.directory},
@@ -154,6 +178,9 @@ def _summary(run_dir, scorer: evaluator.Evaluator, trained, num_train_faces, row
                            "averaged over the masked pixels of its valid area)",
           "psnr": "10 log10(1 / MSE) for images in [0, 1], capped at 100 dB; the table "
                   "averages per-example values",
+          "sharpness_masked": "mean gradient magnitude (forward differences) over the masked "
+                              "region, over the clean face's there: 1 is as sharp as the clean "
+                              "face, under 1 a smoother fill",
           "keras_accuracy": "the paper's \"accuracy\": Keras `accuracy` on a 3-channel image "
                             "under MAE loss resolves to categorical accuracy, the fraction of "
                             "pixels whose arg-max colour channel matches the target's",
@@ -201,6 +228,8 @@ def markdown_table(summary: dict) -> str:
       f"({summary['faces']}); autoencoder checkpoint step {summary['checkpoint']['step']} "
       f"({summary['checkpoint']['selected']}).",
       "",
+      _mask_mix_line(summary),
+      "",
       "| " + " | ".join(header) + " |",
       "|" + "|".join(["---"] * 2 + ["---:"] * len(METRICS)) + "|",
   ]
@@ -211,6 +240,17 @@ def markdown_table(summary: dict) -> str:
   lines.append("")
   lines += [f"- {name}: {text}" for name, text in summary["definitions"].items()]
   return "\n".join(lines) + "\n"
+
+
+def _mask_mix_line(summary: dict) -> str:
+  mix = summary.get("mask_mix")
+  if mix is None:  # a summary.json written before the mask mix was recorded
+    return "Mask mix: not recorded."
+  styles = ", ".join(mix["data.mask"]["styles"])
+  if mix["as_trained"]:
+    return f"Mask mix: the one the model trained on (styles: {styles})."
+  return (f"Mask mix: NOT the one the model trained on ({mix['label']}; styles: {styles}; "
+          f"data.mask: {json.dumps(mix['data.mask'], sort_keys=True)}).")
 
 
 def _format(metric: str, value: float) -> str:

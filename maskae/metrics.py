@@ -13,8 +13,8 @@ from jax import lax
 
 MASK_THRESHOLD = 0.5
 # The per-example metrics of `image_metrics`, in report order.
-NAMES = ("psnr_masked", "ssim_masked", "mae_masked", "mse_masked", "psnr", "ssim", "mae", "mse",
-         "keras_accuracy")
+NAMES = ("psnr_masked", "ssim_masked", "mae_masked", "mse_masked", "sharpness_masked", "psnr",
+         "ssim", "mae", "mse", "keras_accuracy")
 SSIM_FILTER_SIZE, SSIM_FILTER_SIGMA = 11, 1.5  # dm_pix's (and Wang et al.'s) defaults
 
 
@@ -53,6 +53,22 @@ def psnr_from_mse(mse: jnp.ndarray) -> jnp.ndarray:
   return jnp.minimum(10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10)), 100.0)
 
 
+def _gradient_magnitude(images: jnp.ndarray) -> jnp.ndarray:
+  """|grad| per pixel and channel from forward differences, [N, H-1, W-1, C]."""
+  dy = images[:, 1:, :-1] - images[:, :-1, :-1]
+  dx = images[:, :-1, 1:] - images[:, :-1, :-1]
+  return jnp.sqrt(dx * dx + dy * dy + 1e-12)
+
+
+def sharpness(pred: jnp.ndarray, target: jnp.ndarray, region: jnp.ndarray) -> jnp.ndarray:
+  """Mean gradient magnitude of `pred` over `region` ([N,H,W,1] of 0 / 1) over the target's
+  there, per example: 1 is as sharp as the clean face, under 1 smoother (a blurred fill)."""
+  region = region[:, :-1, :-1]
+  ratio = (_region_mean(_gradient_magnitude(pred), region)
+           / jnp.maximum(_region_mean(_gradient_magnitude(target), region), 1e-6))
+  return jnp.where(jnp.sum(region, axis=(1, 2, 3)) > 0, ratio, 1.0)
+
+
 def keras_accuracy(pred: jnp.ndarray, target: jnp.ndarray) -> jnp.ndarray:
   """The paper's "accuracy": Keras `accuracy` on an image output resolves to categorical
   accuracy, the fraction of pixels whose arg-max colour channel matches the target's."""
@@ -80,5 +96,6 @@ def image_metrics(pred: jnp.ndarray, target: jnp.ndarray, alpha: jnp.ndarray) ->
       "mse_masked": mse_masked,
       "psnr_masked": psnr_from_mse(mse_masked),
       "ssim_masked": _region_mean(ssim_values, region_valid),
+      "sharpness_masked": sharpness(pred, target, region),
       "keras_accuracy": keras_accuracy(pred, target),
   }

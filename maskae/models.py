@@ -4,6 +4,11 @@ The paper's model is `features=(32, 64), kernel_size=3, strides=2, pooling="max"
 stage is Conv(k x k, stride s) + ReLU + MaxPool(2 x 2), so 256 x 256 x 3 becomes a 16 x 16 x 64 code;
 the decoder mirrors it with Conv + UpSampling (nearest repeat). No TensorFlow here.
 
+Two levers of global context and gating beside the paper's layers: `fourier_blocks` residual
+fast Fourier convolution blocks (LaMa, Suvorov et al. 2022) at 1 / factor of the image size,
+after the first encoder stage or after the last decoder stage's conv (`fourier_at`), and
+`gated_decoder` (DeepFill v2's gated convolutions, Yu et al. 2019) in the decoder.
+
 Two models, chosen by `config.model.name`: `autoencoder` (the output is the decoded image) and
 `mask_composite` (it also predicts the mask and replaces only that region; its own options are
 `config.model.composite`). The architecture only: the kernels that make it fast on CPU without
@@ -45,14 +50,65 @@ def _upsample(x: jax.Array, factor: int, method: str, features: int, name: str) 
   raise ValueError(f'unknown model.upsampling "{method}"; valid: bilinear, repeat, transpose')
 
 
+class FourierUnit(nn.Module):
+  """LaMa's Fourier unit: a 1 x 1 Conv + ReLU on the real and imaginary parts of the feature
+  map's 2-D real FFT, then the inverse FFT: every output pixel sees the whole map."""
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h, w = x.shape[1:3]
+    spectrum = jnp.fft.rfft2(x, axes=(1, 2), norm="ortho")
+    y = jnp.concatenate([spectrum.real, spectrum.imag], axis=-1)
+    y = nn.relu(nn.Conv(2 * self.features, (1, 1), name="spectral_conv")(y))
+    spectrum = lax.complex(y[..., :self.features], y[..., self.features:])
+    return jnp.fft.irfft2(spectrum, s=(h, w), axes=(1, 2), norm="ortho")
+
+
+class SpectralTransform(nn.Module):
+  """LaMa's global branch: 1 x 1 Conv to half width + ReLU, a Fourier unit added back, 1 x 1 Conv
+  to `features`."""
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    half = max(self.features // 2, 1)
+    x = nn.relu(nn.Conv(half, (1, 1), name="reduce")(x))
+    return nn.Conv(self.features, (1, 1), name="expand")(x + FourierUnit(half, name="fourier")(x))
+
+
+class FFCBlock(nn.Module):
+  """A residual block of two fast Fourier convolutions (LaMa's FFCResnetBlock, without batch
+  norm): the channels are split into a local and a global half; local -> local, global -> local
+  and local -> global are 3 x 3 convs, global -> global is the spectral transform."""
+  activation: str = "relu"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    act = _lookup(ACTIVATIONS, self.activation, "model.activation")
+    channels = x.shape[-1]
+    split = channels // 2
+    y = x
+    for i in range(2):
+      local, global_ = y[..., :split], y[..., split:]
+      conv = lambda f, name: nn.Conv(f, (3, 3), name=f"{name}{i}")
+      new_local = conv(split, "local_to_local")(local) + conv(split, "global_to_local")(global_)
+      new_global = (conv(channels - split, "local_to_global")(local)
+                    + SpectralTransform(channels - split, name=f"global_to_global{i}")(global_))
+      y = act(jnp.concatenate([new_local, new_global], axis=-1))
+    return x + y
+
+
 class Encoder(nn.Module):
-  """Stages of Conv(kernel, strides) + activation (+ 2x2 max pool); returns code and skip inputs."""
+  """Stages of Conv(kernel, strides) + activation (+ 2x2 max pool); returns code and skip inputs.
+  `fourier_blocks` FFC blocks follow the first stage."""
   features: Sequence[int]
   kernel_size: int = 3
   strides: int = 2
   pooling: str = "max"
   latent_channels: int = 0
   activation: str = "relu"
+  fourier_blocks: int = 0
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
@@ -68,13 +124,18 @@ class Encoder(nn.Module):
         x = ops.relu_max_pool(x) if self.activation == "relu" else ops.max_pool_2x2(act(x))
       else:
         x = act(x)
+      if i == 0:
+        for j in range(self.fourier_blocks):
+          x = FFCBlock(self.activation, name=f"ffc{j}")(x)
     if self.latent_channels:
       x = nn.Conv(self.latent_channels, (1, 1), name="latent")(x)
     return x, skips
 
 
 class Decoder(nn.Module):
-  """Mirror of the encoder: Conv + activation + upsampling per stage, then an output conv."""
+  """Mirror of the encoder: Conv + activation + upsampling per stage, then an output conv. With
+  `gated`, each stage's conv is a gated convolution: twice the channels, act(features) *
+  sigmoid(gate). `fourier_blocks` FFC blocks follow the last stage's conv (before its upsample)."""
   features: Sequence[int]
   upsample_factor: int
   out_channels: int = 3
@@ -83,6 +144,8 @@ class Decoder(nn.Module):
   activation: str = "relu"
   skip_connections: bool = False
   low_res_output: bool = False
+  gated: bool = False
+  fourier_blocks: int = 0
 
   @nn.compact
   def __call__(self, x: jax.Array, skips: Sequence[jax.Array] = ()) -> jax.Array:
@@ -93,10 +156,19 @@ class Decoder(nn.Module):
     # A repeat upsample is folded into the next conv unless a skip joins at the upsampled size.
     fold = self.upsampling == "repeat" and not self.skip_connections and factor > 1
 
+    def stage_conv(x, f, owed, name):
+      if not self.gated:
+        return act(ops.conv_of_upsample(f, k, owed, name)(x))
+      y = ops.conv_of_upsample(2 * f, k, owed, name)(x)
+      return act(y[..., :f]) * nn.sigmoid(y[..., f:])
+
     owed = 1  # nearest-upsample factor that x still owes (folded into the next conv)
     for i, f in enumerate(reversed(self.features)):
-      x = act(ops.conv_of_upsample(f, k, owed, f"conv{i}")(x))
+      x = stage_conv(x, f, owed, f"conv{i}")
       owed = 1
+      if i == len(self.features) - 1:
+        for j in range(self.fourier_blocks):
+          x = FFCBlock(self.activation, name=f"ffc{j}")(x)
       if self.low_res_output and i == len(self.features) - 1:
         break
       if fold:
@@ -105,7 +177,7 @@ class Decoder(nn.Module):
         x = _upsample(x, factor, self.upsampling, f, name=f"up{i}")
         if self.skip_connections:
           x = jnp.concatenate([x, skips[len(skips) - 1 - i]], axis=-1)
-          x = act(nn.Conv(f, (k, k), name=f"fuse{i}")(x))
+          x = stage_conv(x, f, 1, f"fuse{i}")
     return ops.conv_of_upsample(self.out_channels, k, owed, "out")(x)
 
 
@@ -162,18 +234,25 @@ class Autoencoder(nn.Module):
   skip_connections: bool = False
   bottleneck_convs: int = 0
   low_res_output: bool = False
+  fourier_blocks: int = 0
+  fourier_at: str = "encoder"
+  gated_decoder: bool = False
 
   def decoded_channels(self) -> int:
     """Channels the decoder outputs: the image's three."""
     return 3
 
   def setup(self):
+    if self.fourier_at not in ("encoder", "decoder"):
+      raise ValueError(f'unknown model.fourier_at "{self.fourier_at}"; valid: decoder, encoder')
+    in_encoder = self.fourier_blocks if self.fourier_at == "encoder" else 0
     self.encoder = Encoder(self.features, self.kernel_size, self.strides, self.pooling,
-                           self.latent_channels, self.activation)
+                           self.latent_channels, self.activation, in_encoder)
     factor = self.strides * (2 if self.pooling == "max" else 1)
     self.decoder = Decoder(self.features, factor, self.decoded_channels(), self.kernel_size,
                            self.upsampling, self.activation, self.skip_connections,
-                           self.low_res_output)
+                           self.low_res_output, self.gated_decoder,
+                           self.fourier_blocks - in_encoder)
     self.bottleneck_blocks = [nn.Conv(self.features[-1] if not self.latent_channels
                                       else self.latent_channels, (3, 3), name=f"bottleneck{i}")
                               for i in range(self.bottleneck_convs)]
@@ -239,6 +318,19 @@ class MaskCompositeAutoencoder(Autoencoder):
       region = lax.reduce_window(region, False, lax.bitwise_or, (1, width, width, 1),
                                  (1, 1, 1, 1), "SAME")
     return {"output": jnp.where(region, raw, images), "raw": raw, "mask": mask}
+
+
+class PatchDiscriminator(nn.Module):
+  """A PatchGAN discriminator (Isola et al. 2017): stride-2 4 x 4 Conv + leaky ReLU stages of
+  `features`, then a 3 x 3 Conv to one logit per patch, [N, H / 2^L, W / 2^L, 1]."""
+  features: Sequence[int] = (32, 64, 128)
+
+  @nn.compact
+  def __call__(self, images: jax.Array) -> jax.Array:
+    x = images
+    for i, f in enumerate(self.features):
+      x = nn.leaky_relu(nn.Conv(f, (4, 4), strides=(2, 2), name=f"down{i}")(x), 0.2)
+    return nn.Conv(1, (3, 3), name="logits")(x)
 
 
 # config.model.name -> the model; config.model.composite is the mask_composite model's own block.

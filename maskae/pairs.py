@@ -6,7 +6,8 @@ the faces resident on the devices, their indices (`face`). `make_pairs` turns it
 the model trains on: `clean` (the face in [0, 1]), `masked` (the face with a mask drawn on it)
 and `alpha` (the mask's opacity). Each mask is drawn from a key folded from (seed, split,
 example) alone, so a pair does not depend on the batch, the device or the host it lands on
-(big_vision's on-device mixup, per example).
+(big_vision's on-device mixup, per example). With `flip`, each training pair is mirrored left to
+right with probability 1/2 (face, mask and alpha together), drawn from the same key.
 """
 
 import jax
@@ -16,6 +17,7 @@ import ml_collections
 from maskae import masks
 
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+_FLIP_STREAM = 0x666C6970  # folded into an example's key for its flip draw ("flip")
 Batch = dict[str, jax.Array]
 
 
@@ -34,13 +36,17 @@ def faces_of(batch: Batch, resident: dict) -> tuple[jax.Array, jax.Array]:
 
 
 def make_pairs(batch: Batch, resident: dict, seed: int, split: str,
-               spec: masks.MaskSpec) -> Batch:
+               spec: masks.MaskSpec, flip: bool = False) -> Batch:
   """{"masked", "clean", "alpha"} float32 for a feed batch (see the module docstring)."""
   images, landmarks = faces_of(batch, resident)
   clean = images.astype(jnp.float32) * (1.0 / 255.0)
-  masked, alpha = masks.synthesize(clean, landmarks, example_keys(seed, split, batch["example"]),
-                                   spec)
-  return {"masked": masked, "clean": clean, "alpha": alpha}
+  keys = example_keys(seed, split, batch["example"])
+  masked, alpha = masks.synthesize(clean, landmarks, keys, spec)
+  pair = {"masked": masked, "clean": clean, "alpha": alpha}
+  if flip:
+    mirrored = jax.vmap(lambda k: jax.random.bernoulli(jax.random.fold_in(k, _FLIP_STREAM)))(keys)
+    pair = {k: jnp.where(mirrored[:, None, None, None], v[:, :, ::-1], v) for k, v in pair.items()}
+  return pair
 
 
 def mask_spec(config: ml_collections.ConfigDict) -> masks.MaskSpec:

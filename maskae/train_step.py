@@ -7,18 +7,19 @@ donated. The same code spans hosts once `jax.distributed.initialize` has run.
 """
 
 import functools
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from flax import struct
 from flax.training import train_state
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from maskae import metrics as metrics_lib
-from maskae import pairs
+from maskae import models, pairs
 
 DATA_AXIS = "data"
 Batch = dict[str, jax.Array]
@@ -26,6 +27,15 @@ Batch = dict[str, jax.Array]
 
 class TrainState(train_state.TrainState):
   """Flax TrainState (step, params, optimizer state); the model is pure `init` / `apply`."""
+
+
+class AdversarialTrainState(TrainState):
+  """A TrainState that also holds the PatchGAN discriminator's parameters and Adam state
+  (train.adversarial_weight > 0; checkpointed with the model)."""
+  discriminator_params: Any = None
+  discriminator_opt_state: Any = None
+  discriminator_apply_fn: Callable = struct.field(pytree_node=False, default=None)
+  discriminator_tx: optax.GradientTransformation = struct.field(pytree_node=False, default=None)
 
 
 def data_mesh(devices=None) -> Mesh:
@@ -58,8 +68,18 @@ def make_optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransforma
 def create_train_state(model, config: ml_collections.ConfigDict, rng: jax.Array) -> TrainState:
   """Initial parameters (from `rng`) and optimizer state."""
   size = config.data.image_size
-  params = model.init(rng, jnp.zeros((1, size, size, 3), jnp.float32))["params"]
-  return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config.train))
+  images = jnp.zeros((1, size, size, 3), jnp.float32)
+  params = model.init(rng, images)["params"]
+  tx = make_optimizer(config.train)
+  if not config.train.adversarial_weight:
+    return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+  discriminator = models.PatchDiscriminator(tuple(config.train.discriminator_features))
+  d_params = discriminator.init(jax.random.fold_in(rng, 1), images)["params"]
+  d_tx = optax.adam(config.train.discriminator_learning_rate, b1=0.5, b2=0.999)
+  return AdversarialTrainState.create(
+      apply_fn=model.apply, params=params, tx=tx, discriminator_params=d_params,
+      discriminator_opt_state=d_tx.init(d_params), discriminator_apply_fn=discriminator.apply,
+      discriminator_tx=d_tx)
 
 
 def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.ConfigDict):
@@ -106,25 +126,72 @@ def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.Confi
   return loss, parts
 
 
+def patch_weights(alpha: jax.Array, logits_shape: tuple) -> jax.Array:
+  """The mask's mean opacity over each discriminator patch's cell, [N, h, w, 1]: the hinge terms
+  are averaged with these weights, so the discriminator judges the masked region."""
+  n, h, w, _ = logits_shape
+  cell = alpha.shape[1] // h
+  return alpha[:, :h * cell, :w * cell].reshape(n, h, cell, w, cell, 1).mean(axis=(2, 4))
+
+
+def _weighted_mean(x: jax.Array, weights: jax.Array) -> jax.Array:
+  return jnp.sum(weights * x) / jnp.maximum(jnp.sum(weights), 1e-6)
+
+
+def discriminator_hinge_loss(real_logits, fake_logits, weights) -> jax.Array:
+  """Hinge loss of the discriminator: relu(1 - D(clean)) + relu(1 + D(output)), masked patches."""
+  return (_weighted_mean(jax.nn.relu(1.0 - real_logits), weights)
+          + _weighted_mean(jax.nn.relu(1.0 + fake_logits), weights))
+
+
 def _logit(p: jax.Array) -> jax.Array:
   p = jnp.clip(p, 1e-6, 1 - 1e-6)
   return jnp.log(p) - jnp.log1p(-p)
 
 
 def _update(config: ml_collections.ConfigDict, state: TrainState, batch: Batch):
-  """One replica's share of a step on pairs: gradients and metrics averaged over the replicas."""
+  """One replica's share of a step on pairs: gradients and metrics averaged over the replicas.
+  With train.adversarial_weight, the model's loss gains the generator's hinge term -D(output)
+  on the masked patches, and the discriminator then takes one step of its own on (clean, the
+  model's output before this update)."""
+  adversarial_weight = config.train.adversarial_weight
+
   def loss_fn(params):
     outputs = state.apply_fn({"params": params}, batch["masked"])
     loss, parts = reconstruction_loss(outputs, batch, config.train)
-    return loss, parts
+    if adversarial_weight:
+      logits = state.discriminator_apply_fn({"params": state.discriminator_params},
+                                            outputs["output"])
+      parts["adversarial"] = -_weighted_mean(logits, patch_weights(batch["alpha"], logits.shape))
+      loss = loss + adversarial_weight * parts["adversarial"]
+    return loss, (parts, outputs["output"])
 
-  (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, (parts, output)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   grads = lax.pmean(grads, DATA_AXIS)
   new_state = state.apply_gradients(grads=grads)
+  if adversarial_weight:
+    new_state, parts["discriminator"] = _discriminator_update(new_state, batch,
+                                                              lax.stop_gradient(output))
   # param_norm is of the updated parameters, so a non-finite update is caught before saving.
   step_metrics = lax.pmean({"loss": loss, **parts, "grad_norm": optax.global_norm(grads),
                             "param_norm": optax.global_norm(new_state.params)}, DATA_AXIS)
   return new_state, step_metrics
+
+
+def _discriminator_update(state: AdversarialTrainState, batch: Batch, output: jax.Array):
+  """One Adam step of the discriminator's hinge loss (gradients averaged over the replicas)."""
+  def loss_fn(d_params):
+    apply = lambda images: state.discriminator_apply_fn({"params": d_params}, images)
+    real, fake = apply(batch["clean"]), apply(output)
+    return discriminator_hinge_loss(real, fake, patch_weights(batch["alpha"], real.shape))
+
+  d_loss, d_grads = jax.value_and_grad(loss_fn)(state.discriminator_params)
+  d_grads = lax.pmean(d_grads, DATA_AXIS)
+  updates, opt_state = state.discriminator_tx.update(d_grads, state.discriminator_opt_state,
+                                                     state.discriminator_params)
+  return state.replace(discriminator_params=optax.apply_updates(state.discriminator_params,
+                                                                updates),
+                       discriminator_opt_state=opt_state), d_loss
 
 
 def make_train_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Callable:
@@ -135,7 +202,8 @@ def make_train_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Callable:
   spec = pairs.mask_spec(config)
 
   def per_replica_step(state: TrainState, resident: dict, batch: Batch):
-    return _update(config, state, pairs.make_pairs(batch, resident, config.seed, "train", spec))
+    return _update(config, state, pairs.make_pairs(batch, resident, config.seed, "train", spec,
+                                                   config.data.random_flip))
 
   # check_vma=False gives pmap semantics: each replica's gradient is its own (with the default
   # check_vma=True, autodiff already sums the cotangents of the replicated parameters over the

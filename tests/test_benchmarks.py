@@ -229,3 +229,11 @@ def test_by_coverage_names_what_is_missing(tmp_path):
   result = _by_coverage(tmp_path)
   assert result.stderr.strip().splitlines()[-1] == (
       f"by_coverage: {tmp_path}/examples.csv has no column 'mask_fraction'")
+
+
+@pytest.mark.slow
+def test_lever_costs_benchmark_times_every_lever(tmp_path):
+  output = _run("lever_costs.py", tmp_path, ["variant", "overrides", "ms/step", "x base"])
+  assert _table_row(output, ["configs/utkface.py", "(none)"])[-1] == "1", output
+  for label in ("2 FFC blocks, encoder", "gated decoder", "adversarial loss"):
+    assert float(_table_row(output, [label])[-1]) > 0, output

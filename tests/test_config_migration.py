@@ -50,3 +50,16 @@ def test_old_plain_record_is_the_autoencoder():
   assert upgraded.model.name == "autoencoder" and not upgraded.model.composite.hard
   assert "mask_head" not in upgraded.model and "hard_composite" not in upgraded.model
   assert upgraded.train.output_loss_weight == 1.0 and upgraded.train.raw_loss_weight == 0.0
+
+
+def test_record_from_before_the_round_two_levers_reads_as_the_same_run():
+  current = utkface.get_config("round1")
+  values = current.to_dict()
+  del values["data"]["random_flip"]
+  for key in ("fourier_blocks", "fourier_at", "gated_decoder"):
+    del values["model"][key]
+  for key in ("adversarial_weight", "discriminator_features", "discriminator_learning_rate"):
+    del values["train"][key]
+  upgraded = config_migration.upgrade(ml_collections.ConfigDict(values))
+  assert workdir.differences(current, upgraded) == []
+  assert not upgraded.data.random_flip and upgraded.train.adversarial_weight == 0.0

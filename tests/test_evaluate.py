@@ -70,6 +70,8 @@ def test_evaluate_val_end_to_end_matches_training_metrics(trained_workdir, tmp_p
     assert label in table
   assert "no (blind)" in table and "arg-max colour channel" in table
   assert "autoencoder checkpoint step 4 (best)" in table
+  assert "Mask mix: the one the model trained on (styles: surgical, n95," in table
+  assert summary["mask_mix"]["as_trained"] and not summary["mask_mix"]["label"]
   assert table.strip() in result.stdout
 
   for name, columns in (("random", 4), ("best", 4), ("worst", 4),
@@ -98,6 +100,40 @@ def test_evaluate_test_split_in_process(trained_workdir, tmp_path, monkeypatch):
   monkeypatch.setattr(input_pipeline, "load_faces", load_faces_but_train)
   again = evaluate.evaluate_checkpoint(tiny_config(), str(workdir), "val")
   assert again["baselines"]["mean_face"]["psnr"] > 0
+
+
+def test_evaluate_on_other_mask_styles_keeps_its_own_reports_and_names_the_mix(
+    trained_workdir, tmp_path):
+  run_dir = tmp_path / "run"
+  shutil.copytree(trained_workdir, run_dir)
+  result = run_evaluate(run_dir, "--split=val", "--config.data.mask.styles=('gaiter','bandana')")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert not (run_dir / "eval" / "val").exists()  # the as-trained evaluation's place is kept
+  out_dir = run_dir / "eval" / "val_masks_gaiter+bandana"
+  summary = json.loads((out_dir / "summary.json").read_text())
+  assert summary["mask_mix"]["label"] == "gaiter+bandana"
+  assert summary["mask_mix"]["data.mask"]["styles"] == ["gaiter", "bandana"]
+  assert not summary["mask_mix"]["as_trained"]
+  table = (out_dir / "table.md").read_text()
+  assert ("Mask mix: NOT the one the model trained on (gaiter+bandana; styles: gaiter, bandana"
+          in table)
+  trained = json.loads((run_dir / "metrics.json").read_text())
+  # Other masks, the same faces: the masked input scores differently.
+  assert summary["masked_input"]["psnr_masked"] != trained["masked_input"]["psnr_masked"]
+
+
+def test_mask_mix_label_names_styles_and_hashes_other_changes():
+  trained = tiny_config()
+  assert evaluate.mask_mix_label(trained, tiny_config()) == ""
+  other = tiny_config()
+  other.data.mask.styles = ("n95",)
+  assert evaluate.mask_mix_label(trained, other) == "n95"
+  other.data.mask.coverage = (0.5, 1.0)
+  label = evaluate.mask_mix_label(trained, other)
+  assert label.startswith("n95-") and len(label) == len("n95-") + 8
+  covered = tiny_config()
+  covered.data.mask.coverage = (0.5, 1.0)
+  assert evaluate.mask_mix_label(trained, covered).startswith("surgical+n95+")
 
 
 def test_evaluate_without_checkpoint_is_a_one_line_error(tmp_path):
@@ -150,3 +186,16 @@ def test_example_keeper_keeps_random_best_and_worst():
   assert len(keeper.random) == 2
   assert set(keeper.images) == {2, 6, 5, 1, *keeper.random}
   np.testing.assert_array_equal(keeper.columns([2, 5], ["image"])[0], [[2], [5]])
+
+
+def test_fill_comparison_grid_of_two_workdirs_on_other_styles(trained_workdir, tmp_path):
+  output = tmp_path / "fills.png"
+  result = subprocess.run(
+      [sys.executable, "docs/make_fill_comparison.py", "--workdirs",
+       f"{trained_workdir},{trained_workdir}", "--output", str(output), "--styles", "n95",
+       "--num", "3"], cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with Image.open(output) as grid:
+    width, height = grid.size
+  assert (width - 2) % 4 == 0 and (width - 2) // 4 == (height - 2) / 3  # 3 rows x 4 columns
+  assert "masks of n95" in result.stdout and result.stdout.count("sharpness masked") == 2

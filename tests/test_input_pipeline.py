@@ -207,3 +207,20 @@ def test_unknown_split_empty_split_and_style_weight_errors(config):
   bad.data.mask.style_weights = (1.0, 2.0, 3.0)
   with pytest.raises(ValueError, match="style_weights"):
     pairs.mask_spec(bad)
+
+
+def test_random_flip_mirrors_whole_pairs_by_example(config, train_faces, mesh):
+  batch = next(host_feed(train_faces, mesh).train_batches(config))
+  spec = pairs.mask_spec(config)
+  make = jax.jit(pairs.make_pairs, static_argnums=(2, 3, 4, 5))
+  plain = jax.device_get(make(batch, {}, config.seed, "train", spec, False))
+  flipped = jax.device_get(make(batch, {}, config.seed, "train", spec, True))
+  again = jax.device_get(make(batch, {}, config.seed, "train", spec, True))
+  mirrored = []
+  for i in range(len(batch["example"])):
+    same = all(np.array_equal(flipped[k][i], plain[k][i]) for k in plain)
+    mirror = all(np.array_equal(flipped[k][i], plain[k][i][:, ::-1]) for k in plain)
+    assert same or mirror, i  # face, mask and alpha always together
+    mirrored.append(mirror and not same)
+  assert 0 < sum(mirrored) < len(mirrored)  # a per-example draw (4 examples)
+  assert_batches_equal([flipped], [again])  # from the example's key alone

@@ -77,3 +77,22 @@ def test_keras_accuracy_is_argmax_channel_agreement():
   assert float(acc[0]) == pytest.approx(0.75)
   tiled = [np.tile(x, (1, 8, 8, 1)) for x in (pred, target)]  # 16x16, same proportions
   assert _metrics(*tiled, np.zeros((1, 16, 16, 1)))["keras_accuracy"][0] == pytest.approx(0.75)
+
+
+def test_sharpness_is_one_for_the_clean_face_and_under_one_for_a_blur():
+  rng = np.random.default_rng(0)
+  target = rng.uniform(size=(1, 32, 32, 3)).astype(np.float32)
+  blurred = (target + np.roll(target, 1, 1) + np.roll(target, 1, 2) + np.roll(target, (1, 1),
+                                                                               (1, 2))) / 4
+  alpha = np.zeros((1, 32, 32, 1), np.float32)
+  alpha[:, 8:24, 8:24] = 1.0
+  assert _metrics(target, target, alpha)["sharpness_masked"][0] == pytest.approx(1.0)
+  assert _metrics(blurred, target, alpha)["sharpness_masked"][0] < 0.7
+  flat = np.full_like(target, 0.5)
+  assert _metrics(flat, target, alpha)["sharpness_masked"][0] < 1e-3
+  # Only the region counts: sharp noise outside it changes nothing.
+  outside = blurred.copy()
+  outside[:, :4] = rng.uniform(size=(1, 4, 32, 3))
+  assert (_metrics(outside, target, alpha)["sharpness_masked"][0]
+          == pytest.approx(_metrics(blurred, target, alpha)["sharpness_masked"][0]))
+  assert _metrics(target, target, np.zeros_like(alpha))["sharpness_masked"][0] == 1.0

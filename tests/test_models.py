@@ -170,3 +170,63 @@ def test_paper_model_is_the_textbook_model():
   ref_grads = jax.grad(loss(lambda p: _textbook_paper_model(p, x)))(params)
   for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
     np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_fourier_blocks_give_the_first_stage_an_image_wide_receptive_field():
+  # One 3 x 3 conv stage then (without FFC) a code pixel sees a small window; with one FFC block
+  # a change in the far corner reaches every position of the first stage's output.
+  x = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
+  far = x.at[:, -4:, -4:].set(0.0)
+  for blocks, reaches in ((0, False), (1, True)):
+    model = _model(features=(8, 16), fourier_blocks=blocks)
+    variables = model.init(jax.random.key(0), x)
+    encode = lambda images: model.apply(variables, images, method=models.Autoencoder.encode)
+    skips_near = encode(x)[1][1][:, :2, :2]  # the first stage's output at the opposite corner
+    changed = float(jnp.max(jnp.abs(skips_near - encode(far)[1][1][:, :2, :2])))
+    assert (changed > 1e-6) == reaches, (blocks, changed)
+  names = set(variables["params"]["encoder"]["ffc0"])
+  assert {"local_to_local0", "global_to_local1", "local_to_global0",
+          "global_to_global1"} <= names
+
+
+def test_fourier_unit_of_a_constant_map_is_a_constant_map():
+  unit = models.FourierUnit(4)
+  x = jnp.ones((1, 8, 8, 4))
+  y = unit.apply(unit.init(jax.random.key(0), x), x)
+  assert y.shape == x.shape
+  np.testing.assert_allclose(y, jnp.broadcast_to(y[:, :1, :1], y.shape), atol=1e-5)
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(fourier_blocks=2, gated_decoder=True),
+    dict(fourier_blocks=1, fourier_at="decoder", low_res_output=True, composite={"hard": True}),
+    pytest.param(dict(gated_decoder=True, skip_connections=True, composite={"hard": True}),
+                 marks=pytest.mark.slow),
+])
+def test_new_blocks_shapes_and_gradients(overrides):
+  test_output_shape_range_and_gradients(overrides)
+
+
+def test_gated_decoder_doubles_each_stage_conv_for_its_gate():
+  x = jnp.zeros((1, 32, 32, 3))
+  plain = _model(features=(8, 16)).init(jax.random.key(0), x)["params"]["decoder"]
+  gated = _model(features=(8, 16), gated_decoder=True).init(jax.random.key(0), x)
+  gated = gated["params"]["decoder"]
+  for name in ("conv0", "conv1"):
+    assert gated[name]["kernel"].shape[-1] == 2 * plain[name]["kernel"].shape[-1]
+  assert gated["out"]["kernel"].shape == plain["out"]["kernel"].shape
+
+
+def test_patch_discriminator_scores_patches():
+  disc = models.PatchDiscriminator((8, 16, 32))
+  x = jnp.zeros((2, 64, 64, 3))
+  assert disc.apply(disc.init(jax.random.key(0), x), x).shape == (2, 8, 8, 1)
+
+
+def test_fourier_blocks_in_the_decoder_follow_its_last_stage():
+  x = jnp.zeros((1, 32, 32, 3))
+  params = _model(features=(8, 16), fourier_blocks=2, fourier_at="decoder").init(
+      jax.random.key(0), x)["params"]
+  assert {"ffc0", "ffc1"} <= set(params["decoder"]) and "ffc0" not in params["encoder"]
+  # It runs on the last stage's features: features[0] channels, split 4 + 4.
+  assert params["decoder"]["ffc0"]["local_to_local0"]["kernel"].shape == (3, 3, 4, 4)

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from configs import default
-from maskae import train_step
+from maskae import models, train_step
 
 
 def _batch():
@@ -109,3 +109,60 @@ def test_unknown_optimizer_choices_name_the_key(field, value):
   config[field] = value
   with pytest.raises(ValueError, match=f'train.{field} "{value}"'):
     train_step.make_optimizer(config)
+
+
+def test_patch_weights_are_the_mask_fraction_of_each_patch():
+  alpha = np.zeros((1, 8, 8, 1), np.float32)
+  alpha[0, :4, :4] = 1.0
+  alpha[0, 4:6, 4:8] = 1.0
+  weights = np.asarray(train_step.patch_weights(jnp.asarray(alpha), (1, 2, 2, 1)))
+  np.testing.assert_allclose(weights[0, ..., 0], [[1.0, 0.0], [0.0, 0.5]])
+
+
+def test_discriminator_hinge_loss_counts_only_masked_patches():
+  weights = jnp.asarray([[[[1.0], [0.0]]]])
+  real = jnp.asarray([[[[2.0], [-5.0]]]])  # confident and right where it counts
+  fake = jnp.asarray([[[[-0.5], [9.0]]]])
+  assert float(train_step.discriminator_hinge_loss(real, fake, weights)) == pytest.approx(0.5)
+
+
+def _pair_batch(size=32, n=4):
+  keys = jax.random.split(jax.random.key(0), 2)
+  clean = jax.random.uniform(keys[0], (n, size, size, 3))
+  alpha = jnp.zeros((n, size, size, 1)).at[:, size // 2:].set(1.0)
+  masked = jnp.where(alpha > 0, 0.2, clean)
+  return {"masked": masked, "clean": clean, "alpha": alpha}
+
+
+def test_adversarial_step_trains_the_discriminator_beside_the_model():
+  config = default.get_config()
+  config.data.image_size = 32
+  config.model.features = (8, 16)
+  config.train.adversarial_weight = 0.1
+  config.train.discriminator_features = (8, 16)
+  model = models.create_model(config.model)
+  state = train_step.create_train_state(model, config, jax.random.key(0))
+  assert isinstance(state, train_step.AdversarialTrainState)
+  mesh = train_step.data_mesh(jax.devices()[:1])
+  step = train_step.make_pair_train_step(config, mesh)
+  d_before = jax.tree.map(np.asarray, state.discriminator_params)
+  g_before = jax.tree.map(np.asarray, state.params)
+  batch = _pair_batch()
+  state, first = step(state, batch)
+  state, metrics = step(state, batch)
+  assert {"adversarial", "discriminator", "loss"} <= set(metrics)
+  assert np.isfinite(float(metrics["discriminator"]))
+  after = jax.tree.map(np.asarray, state.discriminator_params)
+  for name, layer in d_before.items():  # every kernel took a step (the logit's bias may not:
+    assert float(np.abs(layer["kernel"] - after[name]["kernel"]).max()) > 0, name  # its
+  assert int(state.step) == 2  # hinge gradients cancel while every patch is in the margin)
+  # The model's loss is its pixel loss plus adversarial_weight x the generator term.
+  plain_config = config.copy_and_resolve_references()
+  plain_config.train.adversarial_weight = 0.0
+  plain = train_step.create_train_state(model, plain_config, jax.random.key(0))
+  assert type(plain) is train_step.TrainState
+  _, plain_first = train_step.make_pair_train_step(plain_config, mesh)(
+      plain.replace(params=g_before), batch)
+  assert "adversarial" not in plain_first
+  assert float(first["loss"]) == pytest.approx(
+      float(plain_first["loss"]) + 0.1 * float(first["adversarial"]), rel=1e-5)

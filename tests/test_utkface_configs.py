@@ -1,4 +1,5 @@
-"""configs/utkface.py and configs/utkface_256.py: their fields, and a tiny real-face run."""
+"""configs/utkface.py, utkface_256.py and utkface_unseen_masks.py: their fields, and a tiny
+real-face run."""
 
 import json
 import os
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from configs import paper, utkface, utkface_256
+from configs import paper, utkface, utkface_256, utkface_unseen_masks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UTKFACE = os.path.join(REPO, utkface.UTKFACE)
@@ -29,8 +30,25 @@ def test_utkface_configs_fields():
   assert best.model.name == "mask_composite" and best.model.low_res_output
   assert reference.model.name == "autoencoder"
   assert (best.train.output_loss_weight, best.train.raw_loss_weight) == (0.0, 1.0)
+  # round1 is the first round's run: the same model, without flips, for fewer steps.
+  round1 = utkface.get_config("round1")
+  assert round1.model.to_dict() == best.model.to_dict()
+  assert best.data.random_flip and not round1.data.random_flip
+  assert (round1.train.steps, best.train.steps) == (9000, 10500)
   with pytest.raises(ValueError, match='configs/utkface.py: unknown arch "unet"'):
     utkface.get_config("unet")
+
+
+def test_unseen_masks_config_holds_out_the_named_styles_only():
+  full = utkface.get_config()
+  held = utkface_unseen_masks.get_config("gaiter,bandana")
+  assert set(held.data.mask.styles) == set(full.data.mask.styles) - {"gaiter", "bandana"}
+  assert held.model.to_dict() == full.model.to_dict()
+  assert utkface_unseen_masks.get_config("n95").data.mask.styles == tuple(
+      s for s in full.data.mask.styles if s != "n95")
+  for bad in ("n96", "", ",".join(full.data.mask.styles)):
+    with pytest.raises(ValueError, match="must be some, not all, of: surgical, n95"):
+      utkface_unseen_masks.get_config(bad)
 
 
 @pytest.mark.slow

@@ -186,7 +186,8 @@ def test_every_bad_key_is_listed_at_once():
   config.data.batch_size = 30
   assert config_checks.problems(config, num_devices=4) == [
       "data.batch_size=30: must be a multiple of the 4 devices it is split over"]
-  for name in ("default", "paper", "utkface", "utkface_256", "sweep_arch"):
+  for name in ("default", "paper", "utkface", "utkface_256", "utkface_unseen_masks",
+               "sweep_arch"):
     module = __import__(f"configs.{name}", fromlist=["get_config"])
     assert config_checks.problems(module.get_config(), 1) == [], name
 

@@ -1,0 +1,36 @@
+"""Generalisation to mask styles never seen in training: configs/utkface.py with some held out.
+
+  python -m maskae.main --config configs/utkface_unseen_masks.py:gaiter,bandana \
+      --workdir runs/unseen_gaiter+bandana
+  # scored on the styles it trained on (eval/val/) and on the held-out ones only
+  # (eval/val_masks_gaiter+bandana/; the report names the mask mix it was scored on):
+  python -m maskae.main --config configs/utkface_unseen_masks.py:gaiter,bandana \
+      --workdir runs/unseen_gaiter+bandana --mode=evaluate --split=val
+  python -m maskae.main --config configs/utkface_unseen_masks.py:gaiter,bandana \
+      --workdir runs/unseen_gaiter+bandana --mode=evaluate --split=val \
+      --config.data.mask.styles="('gaiter','bandana')"
+
+The argument names the held-out styles (comma-separated, from maskae.masks' styles); training
+draws the others, uniformly. Any other data.mask block works the same way at evaluation: the
+config's model keys must match the workdir's, the masks may differ. The step count is shorter
+than configs/utkface.py's: a held-out model is compared with itself, on the styles it saw and
+on those it did not, at the same checkpoint.
+"""
+
+import ml_collections
+
+from configs import utkface
+
+
+def get_config(held_out: str = "gaiter,bandana") -> ml_collections.ConfigDict:
+  """configs/utkface.py's model and data, trained without the `held_out` mask styles."""
+  config = utkface.get_config()
+  names = [s for s in held_out.split(",") if s]
+  styles = config.data.mask.styles
+  unknown = [s for s in names if s not in styles]
+  if unknown or not names or len(names) == len(styles):
+    raise ValueError(f'configs/utkface_unseen_masks.py: held-out styles "{held_out}" must be '
+                     f'some, not all, of: {", ".join(styles)}')
+  config.data.mask.styles = tuple(s for s in styles if s not in names)
+  config.train.steps = 1000  # 6 minutes on 2 CPU cores, alone
+  return config
