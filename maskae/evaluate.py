@@ -102,20 +102,19 @@ def _recorded_train_faces(run_dir: run_workdir.Workdir) -> str | None:
     return None
 
 
-def _mask_block(config: ml_collections.ConfigDict) -> str:
-  return json.dumps(config.data.mask.to_dict(), sort_keys=True)
-
-
 def mask_mix_label(trained_config: ml_collections.ConfigDict,
                    config: ml_collections.ConfigDict) -> str:
   """"" when `config` draws the masks the model trained on; else a name for its mask mix: the
   styles joined by "+", and a hash of the whole data.mask block when more than styles differ."""
-  if _mask_block(trained_config) == _mask_block(config):
+  # Through JSON, so a recorded block's lists and a config's tuples compare equal.
+  trained, scored = (json.loads(json.dumps(c.data.mask.to_dict())) for c in (trained_config,
+                                                                            config))
+  if trained == scored:
     return ""
-  label = "+".join(config.data.mask.styles)
-  others = lambda c: {k: v for k, v in json.loads(_mask_block(c)).items() if k != "styles"}
-  if others(trained_config) != others(config):
-    label += "-" + hashlib.sha1(_mask_block(config).encode()).hexdigest()[:8]
+  label = "+".join(scored["styles"])
+  if {**trained, "styles": None} != {**scored, "styles": None}:
+    block = json.dumps(scored, sort_keys=True)
+    label += "-" + hashlib.sha1(block.encode()).hexdigest()[:8]
   return label
 
 
