@@ -169,8 +169,8 @@ class Decoder(nn.Module):
       if i == len(self.features) - 1:
         for j in range(self.fourier_blocks):
           x = FFCBlock(self.activation, name=f"ffc{j}")(x)
-      if self.low_res_output and i == len(self.features) - 1:
-        break
+        if self.low_res_output:
+          break
       if fold:
         owed = factor
       else:
