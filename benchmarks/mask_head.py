@@ -1,12 +1,13 @@
 """How a mask-head (composite) model spends its masked region: decoded image vs composite.
 
-  python benchmarks/mask_head.py --workdir runs/utkface [--split val] [--num 100]
+  python benchmarks/mask_head.py --workdir runs/utkface [--split val] [--num 100] [--styles a,b]
 
 Restores the workdir's best (else latest) checkpoint, runs it on the first --num pairs of the
 split and prints, over the true masked region (alpha > 0.5): the PSNR of the decoder's image
 before compositing (`raw`) and of the composite output, the predicted mask's mean inside and
 outside the true mask, its IoU with it (both thresholded at 0.5), the shares of the pixels inside
 and outside the true mask that the output took from the decoded image, and the masked fraction.
+--styles draws other mask styles than those the workdir trained on (e.g. held-out ones).
 """
 
 import argparse
@@ -27,6 +28,8 @@ def main() -> None:
                       help="a trained run of model.name=mask_composite")
   parser.add_argument("--split", default="val", choices=("val", "test"))
   parser.add_argument("--num", type=int, default=100, help="pairs scored")
+  parser.add_argument("--styles", default="",
+                      help="comma-separated mask styles to draw (default: those trained on)")
   args = parser.parse_args()
   from maskae import input_pipeline, inference, metrics, pairs, workdir
 
@@ -36,6 +39,8 @@ def main() -> None:
     raise SystemExit(f"mask_head: {args.workdir} trained model.name={config.model.name!r}, not "
                      "mask_composite: it predicts no mask")
   trained = inference.restore(run_dir, config)
+  if args.styles:
+    config.data.mask.styles = tuple(args.styles.split(","))
   faces = input_pipeline.load_faces(config, args.split)
   indices = input_pipeline.first_examples(len(faces), config, args.split, args.num)
   batch = pairs.render_on_host(input_pipeline.gather(faces, indices), config, args.split)
@@ -60,7 +65,8 @@ def main() -> None:
             "mask mean inside", "mask mean outside", "mask IoU", "decoded inside",
             "decoded outside", "masked fraction"]
   print(f"{args.workdir}, checkpoint step {trained.step} ({trained.selected}), "
-        f"{args.split} split\n\n{report.table(header, rows)}", flush=True)
+        f"{args.split} split, styles {', '.join(config.data.mask.styles)}\n\n"
+        f"{report.table(header, rows)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def maskae_worker(args, exchange: str) -> None:
   first = {k: v[:args.batch_size] for k, v in data.items()}
 
   def loss_fn(params):
-    outputs = model.apply({"params": params}, first["masked"])
+    outputs = model.apply({"params": params}, first["masked"], train=True)
     return train_step.reconstruction_loss(outputs, first, config.train)[0]
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params)

@@ -75,8 +75,10 @@ def get_config() -> ml_collections.ConfigDict:
   model.fourier_blocks = 0  # residual fast Fourier convolution blocks (LaMa), at 1/factor size:
   model.fourier_at = "encoder"  # after the first encoder stage | decoder (after its last conv)
   model.gated_decoder = False  # gated convolutions in the decoder (DeepFill v2)
+  model.flip_average = False  # inference: average the predictions for the image and its mirror
   model.composite = composite = ml_collections.ConfigDict()  # model.name=mask_composite only
-  composite.hard = False  # output = decoded where mask >= 0.5, else the input (soft: blended)
+  composite.hard = False  # output = decoded where mask >= threshold, else the input (soft: blended)
+  composite.threshold = 0.5  # hard: the predicted mask probability from which the decoded is taken
   composite.dilation = 0  # hard: grow the predicted region by this many pixels
   composite.detector_features = ()  # () = the mask is the decoder's 4th channel; else its own net
 

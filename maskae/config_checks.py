@@ -33,6 +33,7 @@ _NON_NEGATIVE = (lambda v: v >= 0), ">= 0"
 _ANY = (lambda v: True), "any"
 _FINITE_NON_NEGATIVE = (lambda v: math.isfinite(v) and v >= 0), "finite and >= 0"
 _POSITIVE_INTS = (lambda v: all(x > 0 for x in v)), "positive integers"
+_OPEN_UNIT = (lambda v: 0 < v < 1), "in (0, 1)"
 
 # key: (type check, type name, (range check, what is allowed)). The learning rate may be any
 # number >= 0 or NaN: a NaN run is how the non-finite stop is exercised.
@@ -94,7 +95,9 @@ _FIELDS = {
     "model.fourier_blocks": (_is_int, "an int", _NON_NEGATIVE),
     "model.fourier_at": (lambda v: isinstance(v, str), "a string", _one_of("encoder", "decoder")),
     "model.gated_decoder": (lambda v: isinstance(v, bool), "a bool", _ANY),
+    "model.flip_average": (lambda v: isinstance(v, bool), "a bool", _ANY),
     "model.composite.hard": (lambda v: isinstance(v, bool), "a bool", _ANY),
+    "model.composite.threshold": (_is_number, "a number", _OPEN_UNIT),
     "model.composite.dilation": (_is_int, "an int", _NON_NEGATIVE),
     "model.composite.detector_features": (_ints, "a tuple of ints", _POSITIVE_INTS),
     "train.steps": (_is_int, "an int", _POSITIVE),

@@ -13,7 +13,8 @@ _ADDED = {"train.output_loss_weight": 1.0, "train.raw_loss_weight": 0.0,
           "data.landmark_cache": "~/.cache/maskae/landmarks", "data.random_flip": False,
           "model.fourier_blocks": 0, "model.fourier_at": "encoder", "model.gated_decoder": False,
           "train.adversarial_weight": 0.0, "train.discriminator_features": (32, 64, 128),
-          "train.discriminator_learning_rate": 2e-4}
+          "train.discriminator_learning_rate": 2e-4, "model.flip_average": False,
+          "model.composite.threshold": 0.5}
 
 
 def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -31,7 +32,10 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         model.composite[new_field] = model[old_field]
         del model[old_field]
   for key, value in _ADDED.items():
-    section, field = key.split(".")
-    if section in config and field not in config[section]:
-      config[section][field] = value
+    *sections, field = key.split(".")
+    block = config
+    for section in sections:
+      block = block.get(section) if block is not None else None
+    if block is not None and field not in block:
+      block[field] = value
   return config

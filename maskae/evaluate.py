@@ -4,7 +4,8 @@
 scores the masked input), adds the baselines told the true mask, and writes under
 workdir/eval/<split>/ (eval/<split>_masks_<mix>/ when the config's data.mask block is not the
 one the model trained with: an evaluation on other mask styles keeps its own reports and names
-its mix): summary.json (the evaluator's summary plus `baselines`), examples.csv
+its mix; a further `_<key>=<value>+...` when it sets `models.INFERENCE_KEYS` otherwise than the
+training did, e.g. eval/val_flip_average=True/): summary.json (the evaluator's summary plus `baselines`), examples.csv
 (every example x method), table.md (the side-by-side table with its definitions) and PNG grids of
 random, best and worst examples.
 """
@@ -19,8 +20,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from maskae import baselines, config_checks, evaluator, inference, input_pipeline, reporting
-from maskae import train_step
+from maskae import baselines, config_checks, config_files, evaluator, inference, input_pipeline
+from maskae import models, reporting, train_step
 from maskae import metrics as metrics_lib
 from maskae import workdir as run_workdir
 from maskae.errors import ConfigError
@@ -118,6 +119,15 @@ def mask_mix_label(trained_config: ml_collections.ConfigDict,
   return label
 
 
+def inference_label(recorded_config: ml_collections.ConfigDict,
+                    config: ml_collections.ConfigDict) -> str:
+  """"" when `config` sets every `models.INFERENCE_KEYS` as the training did; else those that
+  differ as `<field>=<value>` joined by "+"."""
+  recorded, scored = config_files.flatten(recorded_config), config_files.flatten(config)
+  return "+".join(f"{key.split('.')[-1]}={scored[key]}" for key in models.INFERENCE_KEYS
+                  if key in scored and recorded.get(key) != scored[key])
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: str) -> dict:
   """Scores the workdir's best (else latest) checkpoint and the baselines on `split`, writes the
   reports under workdir/eval/<split>/ and returns the summary."""
@@ -125,12 +135,15 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
     raise ConfigError(f'--split={split}: unknown split; valid: {", ".join(SPLITS)}')
   config_checks.validate(config)  # the eval batch is rounded up to the devices: any size
   run_dir = run_workdir.Workdir(workdir)
-  # The recorded config rebuilds the trained model (and names the faces it trained on).
+  # The recorded config rebuilds the trained model (and names the faces it trained on); the
+  # inference keys are the config's.
+  recorded_inference = inference_label(run_dir.trained_config(), config)
   trained_config = run_dir.check_model(config)
   trained = inference.restore(run_dir, trained_config)
   scorer = evaluator.Evaluator(config, split, train_step.data_mesh(jax.local_devices()))
   mix = mask_mix_label(trained_config, config)
-  out_dir = run_dir.eval_dir(f"{split}_masks_{mix}" if mix else split)
+  out_dir = run_dir.eval_dir("_".join([split] + ([f"masks_{mix}"] if mix else [])
+                                      + ([recorded_inference] if recorded_inference else [])))
   mean_face, num_train_faces = _mean_face(run_dir, trained_config)
   keeper = _ExampleKeeper(scorer.num_examples, config.train.num_grid_examples, config.seed)
   rows = []
@@ -151,7 +164,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
     keeper.add(first, scores[MODEL][RANK_METRIC],
                {"clean": pair["clean"], "error": np.mean(np.abs(pair["output"] - pair["clean"]),
                                                          axis=-1, keepdims=True), **outputs})
-  summary = _summary(out_dir, scorer, trained, num_train_faces, rows, config.data.mask, mix)
+  summary = _summary(out_dir, scorer, trained, num_train_faces, rows, config, mix,
+                     recorded_inference)
   _write_reports(summary, rows, keeper)
   print(markdown_table(summary), flush=True)
   print("files written:\n" + "\n".join(f"  {k:14s} {v}" for k, v in summary["files"].items()),
@@ -160,14 +174,18 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, split: 
 
 
 def _summary(out_dir: str, scorer: evaluator.Evaluator, trained, num_train_faces, rows,
-             mask: ml_collections.ConfigDict, mix: str) -> dict:
+             config: ml_collections.ConfigDict, mix: str, inference_changed: str) -> dict:
   """The evaluator's summary (step, split, pairs, model, masked_input) plus the baselines, the
-  checkpoint, the mask mix scored on, the definitions and the files."""
+  checkpoint, the mask mix scored on, the inference keys, the definitions and the files."""
+  mask = config.data.mask
+  flat = config_files.flatten(config)
   means = {name: {m: float(np.mean([r[m] for r in rows if r["method"] == name]))
                   for m in METRICS} for name in METHOD_NAMES}
   summary = scorer.summary(trained.step, means[MODEL], means[MASKED_INPUT])
   summary.update({
       "mask_mix": {"as_trained": not mix, "label": mix, "data.mask": mask.to_dict()},
+      "inference": {"as_trained": not inference_changed, "label": inference_changed,
+                    "keys": {k: flat[k] for k in models.INFERENCE_KEYS if k in flat}},
       "baselines": {name: means[name] for name in baselines.NAMES},
       "checkpoint": {"step": trained.step, "selected": trained.selected,
                      "path": trained.directory},
@@ -229,6 +247,7 @@ def markdown_table(summary: dict) -> str:
       "",
       _mask_mix_line(summary),
       "",
+      *_inference_lines(summary),
       "| " + " | ".join(header) + " |",
       "|" + "|".join(["---"] * 2 + ["---:"] * len(METRICS)) + "|",
   ]
@@ -250,6 +269,16 @@ def _mask_mix_line(summary: dict) -> str:
     return f"Mask mix: the one the model trained on (styles: {styles})."
   return (f"Mask mix: NOT the one the model trained on ({mix['label']}; styles: {styles}; "
           f"data.mask: {json.dumps(mix['data.mask'], sort_keys=True)}).")
+
+
+def _inference_lines(summary: dict) -> list[str]:
+  """The inference keys' line and a blank one; none for a summary.json written before them."""
+  used = summary.get("inference")
+  if used is None:
+    return []
+  keys = ", ".join(f"{k}={v}" for k, v in used["keys"].items())
+  how = "as trained" if used["as_trained"] else f"NOT as trained: {used['label']}"
+  return [f"Inference: {keys} ({how}).", ""]
 
 
 def _format(metric: str, value: float) -> str:

@@ -7,7 +7,8 @@ the decoder mirrors it with Conv + UpSampling (nearest repeat). No TensorFlow he
 Two levers of global context and gating beside the paper's layers: `fourier_blocks` residual
 fast Fourier convolution blocks (LaMa, Suvorov et al. 2022) at 1 / factor of the image size,
 after the first encoder stage or after the last decoder stage's conv (`fourier_at`), and
-`gated_decoder` (DeepFill v2's gated convolutions, Yu et al. 2019) in the decoder.
+`gated_decoder` (DeepFill v2's gated convolutions, Yu et al. 2019) in the decoder. At inference
+(not in a train step), `flip_average` averages the predictions for the image and its mirror.
 
 Two models, chosen by `config.model.name`: `autoencoder` (the output is the decoded image) and
 `mask_composite` (it also predicts the mask and replaces only that region; its own options are
@@ -219,8 +220,11 @@ class Autoencoder(nn.Module):
   `bottleneck_convs` residual Conv + activation blocks at the code's size widen the receptive
   field cheaply; `latent_dense` flattens the code to a vector and back. With `low_res_output` the
   decoder's last stage skips its upsample and its output channels are resized bilinearly to the
-  image size. Returns {"output": the image, "raw": the same image} (`raw` is the decoded image
-  before any compositing, for every model).
+  image size. With `flip_average`, a call with `train=False` predicts for the image and its
+  left-right mirror in one batch and averages the two (the mirror's flipped back): a
+  self-ensemble for evaluation and unmasking, the same parameters. Returns {"output": the
+  image, "raw": the same image} (`raw` is the decoded image before any compositing, for every
+  model).
   """
   features: Sequence[int] = (32, 64)
   kernel_size: int = 3
@@ -237,6 +241,7 @@ class Autoencoder(nn.Module):
   fourier_blocks: int = 0
   fourier_at: str = "encoder"
   gated_decoder: bool = False
+  flip_average: bool = False
 
   def decoded_channels(self) -> int:
     """Channels the decoder outputs: the image's three."""
@@ -277,8 +282,20 @@ class Autoencoder(nn.Module):
       decoded = jax.image.resize(decoded, images.shape[:3] + decoded.shape[3:], "bilinear")
     return decoded
 
-  def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
-    raw = self.out_act(self.decode(images))
+  def predict(self, images: jax.Array) -> dict[str, jax.Array]:
+    """The per-pixel predictions the output is made of: {"raw": the decoded image}."""
+    return {"raw": self.out_act(self.decode(images))}
+
+  def predictions(self, images: jax.Array, train: bool) -> dict[str, jax.Array]:
+    """`predict(images)`; with `flip_average` and not `train`, averaged with the mirror's."""
+    if not self.flip_average or train:
+      return self.predict(images)
+    n = images.shape[0]
+    both = self.predict(jnp.concatenate([images, jnp.flip(images, axis=2)]))
+    return {k: (v[:n] + jnp.flip(v[n:], axis=2)) / 2 for k, v in both.items()}
+
+  def __call__(self, images: jax.Array, train: bool = False) -> dict[str, jax.Array]:
+    raw = self.predictions(images, train)["raw"]
     return {"output": raw, "raw": raw}
 
 
@@ -288,13 +305,16 @@ class MaskCompositeAutoencoder(Autoencoder):
   `mask` is the predicted mask probability [N, H, W, 1]: the decoder's fourth channel, or, with
   `detector_features`, a `MaskDetector`'s, which shares no weights with the autoencoder. The
   output is `mask * raw + (1 - mask) * input`, so uncovered pixels come back exactly; with
-  `hard`, `raw` where mask >= 0.5 (that region first grown by `dilation` pixels), else the input:
-  no mask colour leaks through a probability under 1, and no gradient reaches the mask through
-  the output. Returns {"output", "raw", "mask"}.
+  `hard`, `raw` where mask >= `threshold` (that region first grown by `dilation` pixels), else
+  the input: no mask colour leaks through a probability under 1, and no gradient reaches the
+  mask through the output. A threshold under 0.5 takes the pixels the detector is unsure of:
+  keeping a masked pixel costs more than redrawing a clean one. Returns {"output", "raw",
+  "mask"}.
   """
   hard: bool = False
   dilation: int = 0
   detector_features: Sequence[int] = ()
+  threshold: float = 0.5
 
   def decoded_channels(self) -> int:
     """The image's three channels, plus the mask's unless a detector predicts it."""
@@ -305,14 +325,18 @@ class MaskCompositeAutoencoder(Autoencoder):
     if self.detector_features:
       self.mask_detector = MaskDetector(tuple(self.detector_features))
 
-  def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
+  def predict(self, images: jax.Array) -> dict[str, jax.Array]:
+    """{"raw": the decoded image, "mask": the predicted mask probability}."""
     decoded = self.decode(images)
-    raw = self.out_act(decoded[..., :3])
     logits = self.mask_detector(images) if self.detector_features else decoded[..., 3:]
-    mask = nn.sigmoid(logits)
+    return {"raw": self.out_act(decoded[..., :3]), "mask": nn.sigmoid(logits)}
+
+  def __call__(self, images: jax.Array, train: bool = False) -> dict[str, jax.Array]:
+    predicted = self.predictions(images, train)
+    raw, mask = predicted["raw"], predicted["mask"]
     if not self.hard:
       return {"output": ops.composite(mask, raw, images), "raw": raw, "mask": mask}
-    region = lax.stop_gradient(mask) >= 0.5
+    region = lax.stop_gradient(mask) >= self.threshold
     if self.dilation:
       width = 2 * self.dilation + 1
       region = lax.reduce_window(region, False, lax.bitwise_or, (1, width, width, 1),
@@ -335,6 +359,9 @@ class PatchDiscriminator(nn.Module):
 
 # config.model.name -> the model; config.model.composite is the mask_composite model's own block.
 MODELS = {"autoencoder": Autoencoder, "mask_composite": MaskCompositeAutoencoder}
+# Model keys that choose how a trained model's predictions make its output, not its parameters:
+# an evaluation may set them otherwise than the training did.
+INFERENCE_KEYS = ("model.flip_average", "model.composite.threshold", "model.composite.dilation")
 
 
 def create_model(model_config: ml_collections.ConfigDict) -> Autoencoder:
@@ -345,7 +372,8 @@ def create_model(model_config: ml_collections.ConfigDict) -> Autoencoder:
   if model_class is MaskCompositeAutoencoder:
     composite = model_config.composite
     fields.update(hard=composite.hard, dilation=composite.dilation,
-                  detector_features=tuple(composite.detector_features))
+                  detector_features=tuple(composite.detector_features),
+                  threshold=composite.threshold)
   return model_class(**fields)
 
 

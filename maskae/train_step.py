@@ -157,7 +157,7 @@ def _update(config: ml_collections.ConfigDict, state: TrainState, batch: Batch):
   adversarial_weight = config.train.adversarial_weight
 
   def loss_fn(params):
-    outputs = state.apply_fn({"params": params}, batch["masked"])
+    outputs = state.apply_fn({"params": params}, batch["masked"], train=True)
     loss, parts = reconstruction_loss(outputs, batch, config.train)
     if adversarial_weight:
       logits = state.discriminator_apply_fn({"params": state.discriminator_params},

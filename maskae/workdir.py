@@ -23,7 +23,7 @@ import ml_collections
 from absl import logging
 from PIL import Image
 
-from maskae import config_files, config_migration
+from maskae import config_files, config_migration, models
 from maskae.errors import WorkdirError
 
 CONFIG_FILE = "config.py"
@@ -160,14 +160,23 @@ class Workdir:
     return differ
 
   def check_model(self, config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The config the workdir was trained with; WorkdirError naming the keys where `config`'s
-    model (model.*, data.image_size) differs from it (other keys may differ freely)."""
+    """The config the workdir was trained with, its `models.INFERENCE_KEYS` taken from `config`;
+    WorkdirError naming the keys where `config`'s model (model.*, data.image_size) differs from
+    it otherwise (other keys may differ freely)."""
     trained = self.trained_config()
-    differ = differences(trained, config, ("model.", "data.image_size"))
+    differ = [k for k in differences(trained, config, ("model.", "data.image_size"))
+              if k not in models.INFERENCE_KEYS]
     if differ:
       raise WorkdirError(
           f"{self.file(CONFIG_FILE)}: the workdir's model was trained with a different config; "
           f"keys that differ: {', '.join(differ)} (use the config it was trained with)")
+    for key in models.INFERENCE_KEYS:
+      *sections, field = key.split(".")
+      source, target = config, trained
+      for section in sections:
+        source, target = source.get(section, {}), target.get(section, {})
+      if field in source and field in target:
+        target[field] = source[field]
     return trained
 
   def record_config(self, config: ml_collections.ConfigDict) -> None:

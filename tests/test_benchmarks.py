@@ -191,6 +191,25 @@ def test_mask_head_diagnostic_on_a_tiny_composite_run(tmp_path):
   cells = [float(c) for c in _table_row(result.stdout, ["8"])]
   assert all(np.isfinite(cells)) and 0 <= cells[3] <= 1 and 0 <= cells[5] <= 1, result.stdout
   assert 0 <= cells[6] <= 1 and 0 <= cells[7] <= 1 and cells[6] + cells[7] > 0, result.stdout
+  # Other styles than those trained on: other masks on the same faces.
+  other = subprocess.run(
+      [sys.executable, os.path.join("benchmarks", "mask_head.py"), "--workdir", str(workdir),
+       "--num", "8", "--styles", "gaiter"], cwd=REPO, capture_output=True, text=True,
+      timeout=300)
+  assert other.returncode == 0, other.stderr[-3000:]
+  assert "styles gaiter\n" in other.stdout
+  assert _table_row(other.stdout, ["8"]) != _table_row(result.stdout, ["8"])
+  # The inference keys over one checkpoint: as trained first, then flips off / on, then the grid.
+  keys = subprocess.run(
+      [sys.executable, os.path.join("benchmarks", "inference_keys.py"), "--workdir",
+       str(workdir), "--thresholds", "0.3,0.5", "--dilations", "1"], cwd=REPO,
+      capture_output=True, text=True, timeout=300)
+  assert keys.returncode == 0, keys.stderr[-3000:]
+  rows = _table_rows(keys.stdout)[2:]
+  assert [row[:3] for row in rows] == [["False", "0.5", "1"], ["True", "0.5", "1"],
+                                       ["True", "0.3", "1"]], keys.stdout
+  assert all(np.isfinite(float(c)) for row in rows for c in row[3:])
+  assert rows[0][3:] != rows[1][3:]  # the mirror's prediction averaged in changes the output
 
 
 def _by_coverage(eval_dir, *flags):

@@ -122,6 +122,38 @@ def test_evaluate_on_other_mask_styles_keeps_its_own_reports_and_names_the_mix(
   assert summary["masked_input"]["psnr_masked"] != trained["masked_input"]["psnr_masked"]
 
 
+def test_evaluate_with_flip_averaging_keeps_its_own_reports_and_names_the_keys(
+    trained_workdir, tmp_path):
+  run_dir = tmp_path / "run"
+  shutil.copytree(trained_workdir, run_dir)
+  result = run_evaluate(run_dir, "--split=val", "--config.model.flip_average=True")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert not (run_dir / "eval" / "val").exists()
+  summary = json.loads((run_dir / "eval" / "val_flip_average=True" / "summary.json").read_text())
+  assert summary["inference"]["label"] == "flip_average=True"
+  assert summary["inference"]["keys"]["model.flip_average"] is True
+  assert not summary["inference"]["as_trained"] and summary["mask_mix"]["as_trained"]
+  table = (run_dir / "eval" / "val_flip_average=True" / "table.md").read_text()
+  assert "model.flip_average=True" in table and "NOT as trained: flip_average=True" in table
+  trained = json.loads((run_dir / "metrics.json").read_text())
+  # The same pairs (the masked input scores alike), another output: the mirror's averaged in.
+  assert summary["masked_input"]["psnr"] == pytest.approx(trained["masked_input"]["psnr"])
+  assert summary["model"]["psnr"] != pytest.approx(trained["model"]["psnr"], abs=1e-4)
+
+
+def test_inference_keys_may_differ_from_the_training_and_are_taken_from_the_config(
+    trained_workdir):
+  run_dir = workdir.Workdir(str(trained_workdir))
+  recorded = run_dir.trained_config()
+  config = tiny_config()
+  assert evaluate.inference_label(recorded, config) == ""
+  config.model.flip_average, config.model.composite.threshold = True, 0.25
+  assert evaluate.inference_label(recorded, config) == "flip_average=True+threshold=0.25"
+  used = run_dir.check_model(config)
+  assert used.model.flip_average and used.model.composite.threshold == 0.25
+  assert not run_dir.trained_config().model.flip_average  # the record is left as it is
+
+
 def test_mask_mix_label_names_styles_and_hashes_other_changes():
   trained = tiny_config()
   assert evaluate.mask_mix_label(trained, tiny_config()) == ""

@@ -120,6 +120,36 @@ def test_mask_detector_shares_no_weights_and_dilation_grows_the_decoded_region()
   assert taken[expected].all() and kept[~expected].all()
 
 
+def test_flip_average_averages_the_mirrors_prediction_at_inference_only():
+  x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
+  plain = _model(composite={"hard": True, "detector_features": (4, 8)})
+  flipped = _model(composite={"hard": True, "detector_features": (4, 8)}, flip_average=True)
+  params = plain.init(jax.random.key(0), x)["params"]
+  once, mirror = (plain.apply({"params": params}, images) for images in (x, x[:, :, ::-1]))
+  averaged = flipped.apply({"params": params}, x)
+  for key in ("raw", "mask"):
+    np.testing.assert_allclose(averaged[key], (once[key] + mirror[key][:, :, ::-1]) / 2,
+                               atol=1e-5)
+  assert not np.allclose(averaged["raw"], once["raw"], atol=1e-4)
+  # A train step's call is not mirrored: the same outputs (and cost) as without the option.
+  for key, value in flipped.apply({"params": params}, x, train=True).items():
+    np.testing.assert_array_equal(value, once[key])
+
+
+def test_a_lower_threshold_takes_more_of_the_decoded_image():
+  x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
+  outputs = {}
+  for threshold in (0.5, 0.3):
+    model = _model(composite={"hard": True, "detector_features": (4, 8), "threshold": threshold})
+    params = model.init(jax.random.key(0), x)["params"]
+    outputs[threshold] = jax.tree.map(np.asarray, model.apply({"params": params}, x))
+  mask = outputs[0.5]["mask"][..., 0]
+  for threshold, out in outputs.items():
+    taken = np.all(out["output"] == out["raw"], axis=-1) & np.any(out["raw"] != np.asarray(x), -1)
+    np.testing.assert_array_equal(taken, mask >= threshold)
+  assert ((mask >= 0.3) & (mask < 0.5)).any()
+
+
 def test_hard_composite_takes_the_decoded_pixel_where_the_mask_is_predicted():
   x = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
   soft, hard = _model(composite={}), _model(composite={"hard": True})

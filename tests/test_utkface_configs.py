@@ -30,11 +30,18 @@ def test_utkface_configs_fields():
   assert best.model.name == "mask_composite" and best.model.low_res_output
   assert reference.model.name == "autoencoder"
   assert (best.train.output_loss_weight, best.train.raw_loss_weight) == (0.0, 1.0)
-  # round1 is the first round's run: the same model, without flips, for fewer steps.
+  # round1 is the first round's run: the same parameters, without flips, for fewer steps; best
+  # also averages the mirror's prediction in and takes the decoded image from a lower threshold.
   round1 = utkface.get_config("round1")
+  for config in (round1, best):
+    config.model.flip_average = False
+    config.model.composite.threshold, config.model.composite.dilation = 0.5, 3
   assert round1.model.to_dict() == best.model.to_dict()
+  best = utkface.get_config()
+  assert best.model.flip_average and (best.model.composite.threshold,
+                                      best.model.composite.dilation) == (0.25, 2)
   assert best.data.random_flip and not round1.data.random_flip
-  assert (round1.train.steps, best.train.steps) == (9000, 17000)
+  assert (round1.train.steps, best.train.steps) == (9000, 13000)
   with pytest.raises(ValueError, match='configs/utkface.py: unknown arch "unet"'):
     utkface.get_config("unet")
 
