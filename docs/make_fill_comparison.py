@@ -5,7 +5,7 @@
 
 Rows are the first `--num` validation pairs of the first workdir's recorded config (with
 `--styles`, its masks drawn from those styles only: the same faces, other masks); columns are
-masked | each workdir's output | clean. Prints each model's masked-region PSNR and sharpness on
+masked | each workdir's output (with the inference keys it trained with) | clean. Prints each model's masked-region PSNR and sharpness on
 the rows shown (the full-split figures come from `--mode=evaluate`).
 """
 
@@ -33,7 +33,8 @@ def fills(workdirs: list[str], styles: tuple[str, ...], num: int):
   outputs, scores = [], []
   for path in workdirs:
     run_dir = workdir_lib.Workdir(path)
-    trained = inference.restore(run_dir, run_dir.check_model(config))
+    run_dir.check_model(config)  # the pairs' image size fits every model
+    trained = inference.restore(run_dir, run_dir.trained_config())  # its own inference keys
     _, n, images, metrics = next(scorer.batches(trained.params, trained.model.apply))
     images = {k: np.asarray(v)[:n] for k, v in jax.device_get(images).items()}
     outputs.append(images["output"])
