@@ -36,8 +36,7 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", required=True, help="a trained run")
   parser.add_argument("--split", default="val", choices=("val", "test"))
-  parser.add_argument("--styles", default="",
-                      help="comma-separated mask styles to draw (default: those trained on)")
+  parser.add_argument("--styles", default="", help=report.STYLES_HELP)
   parser.add_argument("--thresholds", default="0.2,0.25,0.3,0.4,0.5")
   parser.add_argument("--dilations", default="2,3")
   args = parser.parse_args()
@@ -47,8 +46,7 @@ def main() -> None:
   run_dir = workdir.Workdir(args.workdir)
   config = run_dir.trained_config()
   trained = inference.restore(run_dir, config)
-  if args.styles:
-    config.data.mask.styles = tuple(args.styles.split(","))
+  report.draw_styles(config, args.styles)
   scorer = evaluator.Evaluator(config, args.split, train_step.data_mesh(jax.local_devices()))
   rows = []
   for flip, threshold, dilation in settings(config.model,
@@ -62,9 +60,9 @@ def main() -> None:
                  f"{means['psnr']:.2f}", f"{means['ssim']:.4f}"])
   header = ["flip_average", "composite.threshold", "composite.dilation", "PSNR masked (dB)",
             "PSNR (dB)", "SSIM"]
-  print(f"{args.workdir}, checkpoint step {trained.step} ({trained.selected}), {args.split} "
-        f"split ({scorer.num_examples} pairs), styles {', '.join(config.data.mask.styles)}; "
-        f"the first row is as trained\n\n{report.table(header, rows)}", flush=True)
+  print(f"{report.checkpoint_caption(args.workdir, trained, args.split, config)}; "
+        f"{scorer.num_examples} pairs; the first row is as trained\n\n"
+        f"{report.table(header, rows)}", flush=True)
 
 
 if __name__ == "__main__":

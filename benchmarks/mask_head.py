@@ -28,8 +28,7 @@ def main() -> None:
                       help="a trained run of model.name=mask_composite")
   parser.add_argument("--split", default="val", choices=("val", "test"))
   parser.add_argument("--num", type=int, default=100, help="pairs scored")
-  parser.add_argument("--styles", default="",
-                      help="comma-separated mask styles to draw (default: those trained on)")
+  parser.add_argument("--styles", default="", help=report.STYLES_HELP)
   args = parser.parse_args()
   from maskae import input_pipeline, inference, metrics, pairs, workdir
 
@@ -39,8 +38,7 @@ def main() -> None:
     raise SystemExit(f"mask_head: {args.workdir} trained model.name={config.model.name!r}, not "
                      "mask_composite: it predicts no mask")
   trained = inference.restore(run_dir, config)
-  if args.styles:
-    config.data.mask.styles = tuple(args.styles.split(","))
+  report.draw_styles(config, args.styles)
   faces = input_pipeline.load_faces(config, args.split)
   indices = input_pipeline.first_examples(len(faces), config, args.split, args.num)
   batch = pairs.render_on_host(input_pipeline.gather(faces, indices), config, args.split)
@@ -64,8 +62,7 @@ def main() -> None:
   header = ["pairs", "PSNR masked, raw (dB)", "PSNR masked, composite (dB)",
             "mask mean inside", "mask mean outside", "mask IoU", "decoded inside",
             "decoded outside", "masked fraction"]
-  print(f"{args.workdir}, checkpoint step {trained.step} ({trained.selected}), "
-        f"{args.split} split, styles {', '.join(config.data.mask.styles)}\n\n"
+  print(f"{report.checkpoint_caption(args.workdir, trained, args.split, config)}\n\n"
         f"{report.table(header, rows)}", flush=True)
 
 

@@ -85,6 +85,21 @@ class LoadLog:
     return text
 
 
+STYLES_HELP = "comma-separated mask styles to draw (default: those trained on)"
+
+
+def draw_styles(config, styles: str) -> None:
+  """Makes `config` draw the comma-separated mask `styles` (uniformly), if any are given."""
+  if styles:
+    config.data.mask.styles, config.data.mask.style_weights = tuple(styles.split(",")), ()
+
+
+def checkpoint_caption(workdir: str, trained, split: str, config) -> str:
+  """What a workdir's scores are of: its checkpoint, the split and the mask styles drawn."""
+  return (f"{workdir}, checkpoint step {trained.step} ({trained.selected}), {split} split, "
+          f"styles {', '.join(config.data.mask.styles)}")
+
+
 def table(header: list[str], rows: list[list]) -> str:
   """A markdown table, numbers right-aligned; floats to 3 significant figures (whole from 100)."""
   def cell(value):

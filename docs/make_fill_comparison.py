@@ -5,8 +5,9 @@
 
 Rows are the first `--num` validation pairs of the first workdir's recorded config (with
 `--styles`, its masks drawn from those styles only: the same faces, other masks); columns are
-masked | each workdir's output (with the inference keys it trained with) | clean. Prints each model's masked-region PSNR and sharpness on
-the rows shown (the full-split figures come from `--mode=evaluate`).
+masked | each workdir's output (with the inference keys it trained with) | clean. Prints each
+model's masked-region PSNR and sharpness on the rows shown (the full-split figures come from
+`--mode=evaluate`).
 """
 
 import argparse

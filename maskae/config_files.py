@@ -59,6 +59,16 @@ def to_source(config: ml_collections.ConfigDict, title: str) -> str:
           f"{textwrap.indent(literal, ' ' * 6)})\n")
 
 
+def block_of(config: ml_collections.ConfigDict, key: str):
+  """(the ConfigDict that holds the dotted `key`'s field, the field's name); the block is None
+  when a section on the way is missing (the field itself may be)."""
+  *sections, field = key.split(".")
+  block = config
+  for section in sections:
+    block = block.get(section) if block is not None else None
+  return block, field
+
+
 def flatten(config: ml_collections.ConfigDict | dict) -> dict:
   """{dotted.key: value} of every leaf of a (nested) ConfigDict or dict (flax's flatten_dict)."""
   if isinstance(config, config_dict.ConfigDict):

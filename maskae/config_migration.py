@@ -3,6 +3,8 @@ knows the old names (`maskae.workdir` applies it to every recorded config it rea
 
 import ml_collections
 
+from maskae import config_files
+
 # model.mask_head=True was the mask_composite model; its options were flat model keys.
 _RENAMED = {"model.hard_composite": "model.composite.hard",
             "model.composite_dilation": "model.composite.dilation",
@@ -32,10 +34,7 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         model.composite[new_field] = model[old_field]
         del model[old_field]
   for key, value in _ADDED.items():
-    *sections, field = key.split(".")
-    block = config
-    for section in sections:
-      block = block.get(section) if block is not None else None
+    block, field = config_files.block_of(config, key)
     if block is not None and field not in block:
       block[field] = value
   return config

@@ -5,9 +5,9 @@ scores the masked input), adds the baselines told the true mask, and writes unde
 workdir/eval/<split>/ (eval/<split>_masks_<mix>/ when the config's data.mask block is not the
 one the model trained with: an evaluation on other mask styles keeps its own reports and names
 its mix; a further `_<key>=<value>+...` when it sets `models.INFERENCE_KEYS` otherwise than the
-training did, e.g. eval/val_flip_average=True/): summary.json (the evaluator's summary plus `baselines`), examples.csv
-(every example x method), table.md (the side-by-side table with its definitions) and PNG grids of
-random, best and worst examples.
+training did, e.g. eval/val_flip_average=True/): summary.json (the evaluator's summary plus
+`baselines`), examples.csv (every example x method), table.md (the side-by-side table with its
+definitions) and PNG grids of random, best and worst examples.
 """
 
 import csv

@@ -171,11 +171,8 @@ class Workdir:
           f"{self.file(CONFIG_FILE)}: the workdir's model was trained with a different config; "
           f"keys that differ: {', '.join(differ)} (use the config it was trained with)")
     for key in models.INFERENCE_KEYS:
-      *sections, field = key.split(".")
-      source, target = config, trained
-      for section in sections:
-        source, target = source.get(section, {}), target.get(section, {})
-      if field in source and field in target:
+      (source, field), (target, _) = (config_files.block_of(c, key) for c in (config, trained))
+      if source is not None and target is not None and field in source and field in target:
         target[field] = source[field]
     return trained
 
