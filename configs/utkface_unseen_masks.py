@@ -32,5 +32,5 @@ def get_config(held_out: str = "gaiter,bandana") -> ml_collections.ConfigDict:
     raise ValueError(f'configs/utkface_unseen_masks.py: held-out styles "{held_out}" must be '
                      f'some, not all, of: {", ".join(styles)}')
   config.data.mask.styles = tuple(s for s in styles if s not in names)
-  config.train.steps = 4000  # 17 minutes on the 2-core Intel Xeon machine of 2026-12-02, alone
+  config.train.steps = 4000  # 17-22 minutes on the 2-core Intel Xeon machine of 2026-12-02
   return config
