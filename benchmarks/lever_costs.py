@@ -1,13 +1,14 @@
 """Train-step cost of each quality lever against configs/utkface.py's model, in one process.
 
   python benchmarks/lever_costs.py [--size 128] [--batch 32] [--reps 5] [--steps 5]
-      [--warmup 1] [--results benchmarks/RESULTS.md] [--quick]
+      [--warmup 1] [--only TEXT] [--results benchmarks/RESULTS.md] [--quick]
 
 Each variant is configs/utkface.py's best config with its overrides (docs/pilots.md's quality
 pilots). maskae's jitted train step (forward, backward, Adam, and the discriminator's step with
 the adversarial loss; maskae.train_step.make_pair_train_step) runs on random pairs on the first
 device; the variants take turns, one repetition of --steps steps each per round, so drift on a
-shared machine affects them alike. Prints the median ms/step and its ratio to the base model.
+shared machine affects them alike; --only keeps the base and the variants whose overrides contain
+TEXT. Prints the median ms/step and its ratio to the base model.
 """
 
 import argparse
@@ -34,6 +35,7 @@ VARIANTS = (
     ("8 bottleneck convs", ("model.bottleneck_convs=8",)),
     ("U-Net skips", ("model.skip_connections=True",)),
     ("adversarial loss", ("train.adversarial_weight=0.01",)),
+    ("autoencoder kept from the mask's pixels", ("model.composite.erase_region=True",)),
 )
 HEADER = ["variant", "overrides", "ms/step", "x base"]
 
@@ -42,6 +44,7 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   for key in FULL:
     parser.add_argument(f"--{key}", type=int, help=f"({FULL[key]})")
+  parser.add_argument("--only", default="", help="the variants whose overrides contain this")
   args = report.parse_args(parser, FULL, QUICK)
   import jax
   from maskae import models, train_step
@@ -56,7 +59,9 @@ def main() -> None:
        "clean": rng.random((batch, size, size, 3), np.float32),
        "alpha": (rng.random((batch, size, size, 1)) < 0.3).astype(np.float32)}, mesh)
   runs = []
-  for label, overrides in VARIANTS:
+  chosen = [(label, overrides) for i, (label, overrides) in enumerate(VARIANTS)
+            if i == 0 or args.only in " ".join(overrides)]
+  for label, overrides in chosen:
     config = batch_sizes.model_config("utkface", size, batch, overrides)
     state = train_step.replicate(train_step.create_train_state(
         models.create_model(config.model), config, jax.random.key(0)), mesh)

@@ -81,6 +81,7 @@ def get_config() -> ml_collections.ConfigDict:
   composite.threshold = 0.5  # hard: the predicted mask probability from which the decoded is taken
   composite.dilation = 0  # hard: grow the predicted region by this many pixels
   composite.detector_features = ()  # () = the mask is the decoder's 4th channel; else its own net
+  composite.erase_region = False  # hard, detector: the autoencoder sees that region blanked
 
   config.train = train = ml_collections.ConfigDict()
   train.steps = 1500

@@ -10,7 +10,9 @@
       --workdir runs/unseen_gaiter+bandana --mode=evaluate --split=val \
       --config.data.mask.styles="('gaiter','bandana')"
 
-The argument names the held-out styles (comma-separated, from maskae.masks' styles); training
+`--config.model.composite.erase_region=True` keeps the autoencoder from the mask's pixels (it
+sees the detector's region blanked): the lever for masks a model never saw (README, "Masks it
+never saw"). The argument names the held-out styles (comma-separated, from maskae.masks' styles); training
 draws the others, uniformly. Any other data.mask block works the same way at evaluation: the
 config's model keys must match the workdir's, the masks may differ. The step count is shorter
 than configs/utkface.py's: a held-out model is compared with itself, on the styles it saw and

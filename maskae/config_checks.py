@@ -100,6 +100,7 @@ _FIELDS = {
     "model.composite.threshold": (_is_number, "a number", _OPEN_UNIT),
     "model.composite.dilation": (_is_int, "an int", _NON_NEGATIVE),
     "model.composite.detector_features": (_ints, "a tuple of ints", _POSITIVE_INTS),
+    "model.composite.erase_region": (lambda v: isinstance(v, bool), "a bool", _ANY),
     "train.steps": (_is_int, "an int", _POSITIVE),
     "train.optimizer": (lambda v: isinstance(v, str), "a string", _one_of("adam", "adamw")),
     "train.learning_rate": (_is_number, "a number", ((lambda v: not v < 0),
@@ -213,13 +214,16 @@ def _combinations(config: ml_collections.ConfigDict, num_devices: int | None) ->
                  f"patches of data.image_size={data.image_size}")
   composite = model.composite
   if model.name != "mask_composite":
-    for field in ("hard", "dilation", "detector_features"):
+    for field in ("hard", "dilation", "detector_features", "erase_region"):
       if composite[field]:
         found.append(f"model.composite.{field}={composite[field]!r}: an option of "
                      f"model.name='mask_composite' (model.name={model.name!r})")
   if composite.dilation and not composite.hard:
     found.append(f"model.composite.dilation={composite.dilation}: needs "
                  "model.composite.hard=True")
+  if composite.erase_region and not (composite.hard and composite.detector_features):
+    found.append("model.composite.erase_region=True: needs model.composite.hard=True and "
+                 "model.composite.detector_features (the region comes from the detector)")
   if train.raw_loss_weight and model.name != "mask_composite":
     found.append(f"train.raw_loss_weight={train.raw_loss_weight}: needs "
                  "model.name='mask_composite' (the autoencoder's decoded image is its output)")

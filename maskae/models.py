@@ -308,13 +308,17 @@ class MaskCompositeAutoencoder(Autoencoder):
   `hard`, `raw` where mask >= `threshold` (that region first grown by `dilation` pixels), else
   the input: no mask colour leaks through a probability under 1, and no gradient reaches the
   mask through the output. A threshold under 0.5 takes the pixels the detector is unsure of:
-  keeping a masked pixel costs more than redrawing a clean one. Returns {"output", "raw",
+  keeping a masked pixel costs more than redrawing a clean one. With `erase_region` (a hard
+  composite with a detector), the autoencoder never sees that region: its input is the image
+  blanked to mid-grey there, with the region as a fourth channel (the inpainting network's
+  input), so the fill cannot depend on the mask's colours or print. Returns {"output", "raw",
   "mask"}.
   """
   hard: bool = False
   dilation: int = 0
   detector_features: Sequence[int] = ()
   threshold: float = 0.5
+  erase_region: bool = False
 
   def decoded_channels(self) -> int:
     """The image's three channels, plus the mask's unless a detector predicts it."""
@@ -325,23 +329,32 @@ class MaskCompositeAutoencoder(Autoencoder):
     if self.detector_features:
       self.mask_detector = MaskDetector(tuple(self.detector_features))
 
+  def taken_region(self, mask: jax.Array) -> jax.Array:
+    """The hard composite's region [N, H, W, 1] (bool): mask >= threshold, grown by dilation."""
+    region = lax.stop_gradient(mask) >= self.threshold
+    if self.dilation:
+      width = 2 * self.dilation + 1
+      region = lax.reduce_window(region, False, lax.bitwise_or, (1, width, width, 1),
+                                 (1, 1, 1, 1), "SAME")
+    return region
+
   def predict(self, images: jax.Array) -> dict[str, jax.Array]:
     """{"raw": the decoded image, "mask": the predicted mask probability}."""
-    decoded = self.decode(images)
-    logits = self.mask_detector(images) if self.detector_features else decoded[..., 3:]
-    return {"raw": self.out_act(decoded[..., :3]), "mask": nn.sigmoid(logits)}
+    if not self.detector_features:
+      decoded = self.decode(images)
+      return {"raw": self.out_act(decoded[..., :3]), "mask": nn.sigmoid(decoded[..., 3:])}
+    mask = nn.sigmoid(self.mask_detector(images))
+    if self.erase_region:
+      region = self.taken_region(mask).astype(images.dtype)
+      images = jnp.concatenate([images * (1 - region) + 0.5 * region, region], axis=-1)
+    return {"raw": self.out_act(self.decode(images)), "mask": mask}
 
   def __call__(self, images: jax.Array, train: bool = False) -> dict[str, jax.Array]:
     predicted = self.predictions(images, train)
     raw, mask = predicted["raw"], predicted["mask"]
     if not self.hard:
       return {"output": ops.composite(mask, raw, images), "raw": raw, "mask": mask}
-    region = lax.stop_gradient(mask) >= self.threshold
-    if self.dilation:
-      width = 2 * self.dilation + 1
-      region = lax.reduce_window(region, False, lax.bitwise_or, (1, width, width, 1),
-                                 (1, 1, 1, 1), "SAME")
-    return {"output": jnp.where(region, raw, images), "raw": raw, "mask": mask}
+    return {"output": jnp.where(self.taken_region(mask), raw, images), "raw": raw, "mask": mask}
 
 
 class PatchDiscriminator(nn.Module):
@@ -373,7 +386,7 @@ def create_model(model_config: ml_collections.ConfigDict) -> Autoencoder:
     composite = model_config.composite
     fields.update(hard=composite.hard, dilation=composite.dilation,
                   detector_features=tuple(composite.detector_features),
-                  threshold=composite.threshold)
+                  threshold=composite.threshold, erase_region=composite.erase_region)
   return model_class(**fields)
 
 

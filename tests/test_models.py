@@ -150,6 +150,27 @@ def test_a_lower_threshold_takes_more_of_the_decoded_image():
   assert ((mask >= 0.3) & (mask < 0.5)).any()
 
 
+def test_erase_region_hides_the_taken_region_from_the_autoencoder():
+  x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
+  block = {"hard": True, "detector_features": (4, 8), "dilation": 1}
+  erasing = _model(composite={**block, "erase_region": True})
+  params = erasing.init(jax.random.key(0), x)["params"]
+  assert params["encoder"]["conv0"]["kernel"].shape[2] == 4  # the image and the region
+  out = erasing.apply({"params": params}, x)
+  region = np.asarray(erasing.apply({"params": params}, out["mask"],
+                                    method=models.MaskCompositeAutoencoder.taken_region))[..., 0]
+  assert region.any() and not region.all()
+  # The decoded image does not depend on a pixel of the region, and does on most others (a max
+  # pool passes no gradient to some); without the option it depends on the region's too.
+  grads = np.abs(np.asarray(jax.grad(
+      lambda images: jnp.sum(erasing.apply({"params": params}, images)["raw"]))(x))).sum(-1)
+  assert (grads[region] == 0).all() and (grads[~region] > 0).mean() > 0.5
+  plain = _model(composite=block)
+  plain_grads = np.abs(np.asarray(jax.grad(lambda images: jnp.sum(plain.apply(
+      {"params": plain.init(jax.random.key(0), x)["params"]}, images)["raw"]))(x))).sum(-1)
+  assert (plain_grads[region] > 0).mean() > 0.5
+
+
 def test_hard_composite_takes_the_decoded_pixel_where_the_mask_is_predicted():
   x = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
   soft, hard = _model(composite={}), _model(composite={"hard": True})

@@ -144,6 +144,8 @@ def test_lock_is_exclusive_names_its_holder_and_is_released(tmp_path):
                                      "model.name='mask_composite'"),
     ({"model.name": "mask_composite", "model.composite.dilation": 2},
      "model.composite.dilation=2: needs model.composite.hard=True"),
+    ({"model.name": "mask_composite", "model.composite.erase_region": True},
+     "model.composite.erase_region=True: needs model.composite.hard=True"),
     ({"model.name": "unet"}, "model.name='unet': must be one of autoencoder, mask_composite"),
     ({"train.raw_loss_weight": 1.0},
      "train.raw_loss_weight=1.0: needs model.name='mask_composite'"),
