@@ -20,7 +20,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from maskae import evaluator, inference, reporting, train_step  # noqa: E402
+from maskae import errors, evaluator, inference, reporting, train_step  # noqa: E402
 from maskae import workdir as workdir_lib  # noqa: E402
 
 
@@ -52,7 +52,10 @@ def main():
   args = parser.parse_args()
   workdirs = args.workdirs.split(",")
   styles = tuple(s for s in args.styles.split(",") if s)
-  masked, outputs, clean, scores = fills(workdirs, styles, args.num)
+  try:
+    masked, outputs, clean, scores = fills(workdirs, styles, args.num)
+  except errors.UserError as e:  # a missing or mismatched workdir: one line, exit 1
+    errors.fail(errors.one_line(e), prog="make_fill_comparison")
   workdir_lib.write_png(args.output, reporting.image_grid([masked, *outputs, clean]))
   print(f"{args.output}: masked | {' | '.join(workdirs)} | clean"
         + (f"; masks of {', '.join(styles)}" if styles else ""))

@@ -60,19 +60,12 @@ def mean_face_fill(images: np.ndarray, region: np.ndarray, mean_face: np.ndarray
 def total_variation(images) -> np.ndarray:
   """Isotropic, colour-coupled total variation per image: sum over pixels of the norm of the
   forward-difference gradient over all channels (the energy `tv_inpaint` minimises)."""
-  gx, gy = _gradient(jnp.asarray(images, jnp.float32))
+  gx, gy = metrics_lib.forward_differences(jnp.asarray(images, jnp.float32))
   return np.asarray(jnp.sum(jnp.sqrt(jnp.sum(gx**2 + gy**2, axis=-1)), axis=(1, 2)))
 
 
-def _gradient(u):
-  """Forward differences along x (axis 2) and y (axis 1), zero at the far edge (Neumann)."""
-  gx = jnp.zeros_like(u).at[:, :, :-1].set(u[:, :, 1:] - u[:, :, :-1])
-  gy = jnp.zeros_like(u).at[:, :-1].set(u[:, 1:] - u[:, :-1])
-  return gx, gy
-
-
 def _divergence(px, py):
-  """Minus the adjoint of `_gradient`."""
+  """Minus the adjoint of `metrics.forward_differences`."""
   dx = jnp.concatenate([px[:, :, :1], px[:, :, 1:-1] - px[:, :, :-2], -px[:, :, -2:-1]], axis=2)
   dy = jnp.concatenate([py[:, :1], py[:, 1:-1] - py[:, :-2], -py[:, -2:-1]], axis=1)
   return dx + dy
@@ -86,7 +79,7 @@ def _chambolle_pock(known, free, start, iterations):
 
   def body(_, carry):
     u, u_bar, px, py = carry
-    gx, gy = _gradient(u_bar)
+    gx, gy = metrics_lib.forward_differences(u_bar)
     px, py = px + sigma * gx, py + sigma * gy
     norm = jnp.maximum(1.0, jnp.sqrt(jnp.sum(px**2 + py**2, axis=-1, keepdims=True)))
     px, py = px / norm, py / norm

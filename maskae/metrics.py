@@ -53,10 +53,18 @@ def psnr_from_mse(mse: jnp.ndarray) -> jnp.ndarray:
   return jnp.minimum(10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10)), 100.0)
 
 
+def forward_differences(images: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """(d/dx, d/dy) of [N, H, W, C] images: forward differences along x (axis 2) and y (axis 1),
+  zero at the far edge (Neumann)."""
+  gx = jnp.zeros_like(images).at[:, :, :-1].set(images[:, :, 1:] - images[:, :, :-1])
+  gy = jnp.zeros_like(images).at[:, :-1].set(images[:, 1:] - images[:, :-1])
+  return gx, gy
+
+
 def _gradient_magnitude(images: jnp.ndarray) -> jnp.ndarray:
-  """|grad| per pixel and channel from forward differences, [N, H-1, W-1, C]."""
-  dy = images[:, 1:, :-1] - images[:, :-1, :-1]
-  dx = images[:, :-1, 1:] - images[:, :-1, :-1]
+  """|grad| per pixel and channel, [N, H-1, W-1, C] (the pixels with both forward neighbours)."""
+  gx, gy = forward_differences(images)
+  dx, dy = gx[:, :-1, :-1], gy[:, :-1, :-1]
   return jnp.sqrt(dx * dx + dy * dy + 1e-12)
 
 

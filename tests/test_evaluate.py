@@ -231,3 +231,10 @@ def test_fill_comparison_grid_of_two_workdirs_on_other_styles(trained_workdir, t
     width, height = grid.size
   assert (width - 2) % 4 == 0 and (width - 2) // 4 == (height - 2) / 3  # 3 rows x 4 columns
   assert "masks of n95" in result.stdout and result.stdout.count("sharpness masked") == 2
+  missing = subprocess.run(
+      [sys.executable, "docs/make_fill_comparison.py", "--workdirs",
+       f"{trained_workdir},{tmp_path / 'nowhere'}", "--output", str(tmp_path / "no.png")],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert missing.returncode == 1 and "Traceback" not in missing.stderr
+  assert missing.stderr.strip().splitlines()[-1].startswith("make_fill_comparison: error: ")
+  assert "nowhere" in missing.stderr and not (tmp_path / "no.png").exists()
