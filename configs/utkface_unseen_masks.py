@@ -10,9 +10,10 @@
       --workdir runs/unseen_gaiter+bandana --mode=evaluate --split=val \
       --config.data.mask.styles="('gaiter','bandana')"
 
-`--config.model.composite.erase_region=True` keeps the autoencoder from the mask's pixels (it
-sees the detector's region blanked): the lever for masks a model never saw (README, "Masks it
-never saw"). The argument names the held-out styles (comma-separated, from maskae.masks' styles); training
+The autoencoder is kept from the mask's pixels (`model.composite.erase_region`: it sees the
+detector's region blanked), the lever for masks a model never saw (README, "Masks it never
+saw"); `--config.model.composite.erase_region=False` trains configs/utkface.py's model as it is.
+The argument names the held-out styles (comma-separated, from maskae.masks' styles); training
 draws the others, uniformly. Any other data.mask block works the same way at evaluation: the
 config's model keys must match the workdir's, the masks may differ. The step count is shorter
 than configs/utkface.py's: a held-out model is compared with itself, on the styles it saw and
@@ -25,7 +26,8 @@ from configs import utkface
 
 
 def get_config(held_out: str = "gaiter,bandana") -> ml_collections.ConfigDict:
-  """configs/utkface.py's model and data, trained without the `held_out` mask styles."""
+  """configs/utkface.py's model (erase_region on) and data, trained without the `held_out` mask
+  styles."""
   config = utkface.get_config()
   names = [s for s in held_out.split(",") if s]
   styles = config.data.mask.styles
@@ -34,5 +36,6 @@ def get_config(held_out: str = "gaiter,bandana") -> ml_collections.ConfigDict:
     raise ValueError(f'configs/utkface_unseen_masks.py: held-out styles "{held_out}" must be '
                      f'some, not all, of: {", ".join(styles)}')
   config.data.mask.styles = tuple(s for s in styles if s not in names)
+  config.model.composite.erase_region = True
   config.train.steps = 4000  # 17-22 minutes on the 2-core Intel Xeon machine of 2026-12-02
   return config

@@ -34,8 +34,11 @@ def fills(workdirs: list[str], styles: tuple[str, ...], num: int):
   outputs, scores = [], []
   for path in workdirs:
     run_dir = workdir_lib.Workdir(path)
-    run_dir.check_model(config)  # the pairs' image size fits every model
-    trained = inference.restore(run_dir, run_dir.trained_config())  # its own inference keys
+    trained_config = run_dir.trained_config()  # its own model and inference keys
+    if trained_config.data.image_size != config.data.image_size:  # the pairs fit every model
+      raise errors.UserError(f"{path}: trained at {trained_config.data.image_size} px, "
+                             f"{workdirs[0]} at {config.data.image_size} px")
+    trained = inference.restore(run_dir, trained_config)
     _, n, images, metrics = next(scorer.batches(trained.params, trained.model.apply))
     images = {k: np.asarray(v)[:n] for k, v in jax.device_get(images).items()}
     outputs.append(images["output"])

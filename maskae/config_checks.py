@@ -114,7 +114,6 @@ _FIELDS = {
     "train.mask_loss_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
     "train.output_loss_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
     "train.raw_loss_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
-    "train.erase_boxes": (_is_number, "a number", ((lambda v: 0 <= v <= 1), "in [0, 1]")),
     "train.adversarial_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
     "train.discriminator_features": (_ints, "a tuple of ints", ((lambda v: len(v) > 0 and
                                                                  all(x > 0 for x in v)),
@@ -225,9 +224,6 @@ def _combinations(config: ml_collections.ConfigDict, num_devices: int | None) ->
   if composite.erase_region and not (composite.hard and composite.detector_features):
     found.append("model.composite.erase_region=True: needs model.composite.hard=True and "
                  "model.composite.detector_features (the region comes from the detector)")
-  if train.erase_boxes and not composite.erase_region:
-    found.append(f"train.erase_boxes={train.erase_boxes}: needs "
-                 "model.composite.erase_region=True (the boxes are blanked beside its region)")
   if train.raw_loss_weight and model.name != "mask_composite":
     found.append(f"train.raw_loss_weight={train.raw_loss_weight}: needs "
                  "model.name='mask_composite' (the autoencoder's decoded image is its output)")

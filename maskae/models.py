@@ -311,9 +311,8 @@ class MaskCompositeAutoencoder(Autoencoder):
   keeping a masked pixel costs more than redrawing a clean one. With `erase_region` (a hard
   composite with a detector), the autoencoder never sees that region: its input is the image
   blanked to mid-grey there, with the region as a fourth channel (the inpainting network's
-  input), so the fill cannot depend on the mask's colours or print; in training, `erase` (bool
-  [N, H, W, 1], train.erase_boxes' boxes) is blanked beside it, and the output does not take it.
-  Returns {"output", "raw", "mask"}.
+  input), so the fill cannot depend on the mask's colours or print. Returns {"output", "raw",
+  "mask"}.
   """
   hard: bool = False
   dilation: int = 0
@@ -339,24 +338,19 @@ class MaskCompositeAutoencoder(Autoencoder):
                                  (1, 1, 1, 1), "SAME")
     return region
 
-  def predict(self, images: jax.Array, erase: jax.Array | None = None) -> dict[str, jax.Array]:
+  def predict(self, images: jax.Array) -> dict[str, jax.Array]:
     """{"raw": the decoded image, "mask": the predicted mask probability}."""
     if not self.detector_features:
       decoded = self.decode(images)
       return {"raw": self.out_act(decoded[..., :3]), "mask": nn.sigmoid(decoded[..., 3:])}
     mask = nn.sigmoid(self.mask_detector(images))
     if self.erase_region:
-      region = self.taken_region(mask)
-      if erase is not None:
-        region = region | erase
-      region = region.astype(images.dtype)
+      region = self.taken_region(mask).astype(images.dtype)
       images = jnp.concatenate([images * (1 - region) + 0.5 * region, region], axis=-1)
     return {"raw": self.out_act(self.decode(images)), "mask": mask}
 
-  def __call__(self, images: jax.Array, train: bool = False,
-               erase: jax.Array | None = None) -> dict[str, jax.Array]:
-    predicted = self.predict(images, erase) if erase is not None else self.predictions(images,
-                                                                                       train)
+  def __call__(self, images: jax.Array, train: bool = False) -> dict[str, jax.Array]:
+    predicted = self.predictions(images, train)
     raw, mask = predicted["raw"], predicted["mask"]
     if not self.hard:
       return {"output": ops.composite(mask, raw, images), "raw": raw, "mask": mask}

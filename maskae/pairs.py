@@ -7,10 +7,7 @@ the model trains on: `clean` (the face in [0, 1]), `masked` (the face with a mas
 and `alpha` (the mask's opacity). Each mask is drawn from a key folded from (seed, split,
 example) alone, so a pair does not depend on the batch, the device or the host it lands on
 (big_vision's on-device mixup, per example). With `flip`, each training pair is mirrored left to
-right with probability 1/2 (face, mask and alpha together), drawn from the same key. With
-`erase_boxes` p, each pair also carries `erase`: with probability p one random box (LaMa's box
-masks: each side 15-50% of the image's, anywhere in it), else nothing, for the erase_region
-model to blank beside its detected region, so its fill learns shapes no mask has.
+right with probability 1/2 (face, mask and alpha together), drawn from the same key.
 """
 
 import jax
@@ -21,8 +18,6 @@ from maskae import masks
 
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 _FLIP_STREAM = 0x666C6970  # folded into an example's key for its flip draw ("flip")
-_BOX_STREAM = 0x626F78  # folded into an example's key for its erase box's draws ("box")
-_BOX_SIDES = (0.15, 0.5)  # an erase box's side, as a fraction of the image's: uniform in this
 Batch = dict[str, jax.Array]
 
 
@@ -41,9 +36,8 @@ def faces_of(batch: Batch, resident: dict) -> tuple[jax.Array, jax.Array]:
 
 
 def make_pairs(batch: Batch, resident: dict, seed: int, split: str,
-               spec: masks.MaskSpec, flip: bool = False, erase_boxes: float = 0.0) -> Batch:
-  """{"masked", "clean", "alpha"} float32 for a feed batch, and "erase" (bool [b, H, W, 1]) with
-  `erase_boxes` (see the module docstring)."""
+               spec: masks.MaskSpec, flip: bool = False) -> Batch:
+  """{"masked", "clean", "alpha"} float32 for a feed batch (see the module docstring)."""
   images, landmarks = faces_of(batch, resident)
   clean = images.astype(jnp.float32) * (1.0 / 255.0)
   keys = example_keys(seed, split, batch["example"])
@@ -52,21 +46,7 @@ def make_pairs(batch: Batch, resident: dict, seed: int, split: str,
   if flip:
     mirrored = jax.vmap(lambda k: jax.random.bernoulli(jax.random.fold_in(k, _FLIP_STREAM)))(keys)
     pair = {k: jnp.where(mirrored[:, None, None, None], v[:, :, ::-1], v) for k, v in pair.items()}
-  if erase_boxes:
-    pair["erase"] = jax.vmap(lambda k: _erase_box(k, clean.shape[1:3], erase_boxes))(keys)
   return pair
-
-
-def _erase_box(key: jax.Array, shape: tuple[int, int], probability: float) -> jax.Array:
-  """One example's erase box, bool [H, W, 1]: a random box with `probability`, else empty."""
-  u = jax.random.uniform(jax.random.fold_in(key, _BOX_STREAM), (5,))
-  lo, hi = _BOX_SIDES
-  half_h, half_w = (lo + (hi - lo) * u[:2]) / 2
-  centre_y, centre_x = u[2:4]
-  ys = (jnp.arange(shape[0]) + 0.5) / shape[0]
-  xs = (jnp.arange(shape[1]) + 0.5) / shape[1]
-  box = (jnp.abs(ys - centre_y)[:, None] < half_h) & (jnp.abs(xs - centre_x)[None, :] < half_w)
-  return (box & (u[4] < probability))[..., None]
 
 
 def mask_spec(config: ml_collections.ConfigDict) -> masks.MaskSpec:

@@ -157,8 +157,7 @@ def _update(config: ml_collections.ConfigDict, state: TrainState, batch: Batch):
   adversarial_weight = config.train.adversarial_weight
 
   def loss_fn(params):
-    erase = {"erase": batch["erase"]} if "erase" in batch else {}
-    outputs = state.apply_fn({"params": params}, batch["masked"], train=True, **erase)
+    outputs = state.apply_fn({"params": params}, batch["masked"], train=True)
     loss, parts = reconstruction_loss(outputs, batch, config.train)
     if adversarial_weight:
       logits = state.discriminator_apply_fn({"params": state.discriminator_params},
@@ -204,8 +203,7 @@ def make_train_step(config: ml_collections.ConfigDict, mesh: Mesh) -> Callable:
 
   def per_replica_step(state: TrainState, resident: dict, batch: Batch):
     return _update(config, state, pairs.make_pairs(batch, resident, config.seed, "train", spec,
-                                                   config.data.random_flip,
-                                                   config.train.erase_boxes))
+                                                   config.data.random_flip))
 
   # check_vma=False gives pmap semantics: each replica's gradient is its own (with the default
   # check_vma=True, autodiff already sums the cotangents of the replicated parameters over the

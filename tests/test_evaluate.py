@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from configs import default
-from maskae import checkpointing, errors, evaluate, inference, input_pipeline, workdir
+from maskae import (checkpointing, errors, evaluate, inference, input_pipeline, train,
+                    workdir)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The trained_workdir's model and data sizes (tests/conftest.py); num_test is free to differ.
@@ -221,10 +222,16 @@ def test_example_keeper_keeps_random_best_and_worst():
 
 
 def test_fill_comparison_grid_of_two_workdirs_on_other_styles(trained_workdir, tmp_path):
+  other = default.get_config()  # another model at trained_workdir's image size
+  other.data.image_size, other.data.num_train, other.data.num_val = 32, 32, 8
+  other.data.batch_size = 8
+  other.train.steps = other.train.eval_every = other.train.checkpoint_every = 2
+  other.model.bottleneck_convs += 1
+  train.train_and_evaluate(other, str(tmp_path / "other"))
   output = tmp_path / "fills.png"
   result = subprocess.run(
       [sys.executable, "docs/make_fill_comparison.py", "--workdirs",
-       f"{trained_workdir},{trained_workdir}", "--output", str(output), "--styles", "n95",
+       f"{trained_workdir},{tmp_path / 'other'}", "--output", str(output), "--styles", "n95",
        "--num", "3"], cwd=REPO, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   with Image.open(output) as grid:
@@ -238,3 +245,14 @@ def test_fill_comparison_grid_of_two_workdirs_on_other_styles(trained_workdir, t
   assert missing.returncode == 1 and "Traceback" not in missing.stderr
   assert missing.stderr.strip().splitlines()[-1].startswith("make_fill_comparison: error: ")
   assert "nowhere" in missing.stderr and not (tmp_path / "no.png").exists()
+  resized = tmp_path / "resized"  # a workdir trained at another size: refused before restoring
+  shutil.copytree(trained_workdir, resized)
+  record = (resized / "config.py").read_text()
+  (resized / "config.py").write_text(record.replace("'image_size': 32", "'image_size': 48"))
+  mismatch = subprocess.run(
+      [sys.executable, "docs/make_fill_comparison.py", "--workdirs",
+       f"{trained_workdir},{resized}", "--output", str(tmp_path / "no.png")],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert mismatch.returncode == 1 and "Traceback" not in mismatch.stderr
+  assert mismatch.stderr.strip().splitlines()[-1] == (
+      f"make_fill_comparison: error: {resized}: trained at 48 px, {trained_workdir} at 32 px")

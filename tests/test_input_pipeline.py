@@ -3,7 +3,6 @@ training order), epoch shuffling, multi-host slices, the device / host / stream 
 same examples, masks that depend only on (seed, split, example)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -225,27 +224,3 @@ def test_random_flip_mirrors_whole_pairs_by_example(config, train_faces, mesh):
     mirrored.append(mirror and not same)
   assert 0 < sum(mirrored) < len(mirrored)  # a per-example draw (4 examples)
   assert_batches_equal([flipped], [again])  # from the example's key alone
-
-
-def test_erase_boxes_are_drawn_per_example_beside_the_same_pairs(config, train_faces, mesh):
-  batch = next(host_feed(train_faces, mesh).train_batches(config))
-  spec = pairs.mask_spec(config)
-  make = jax.jit(pairs.make_pairs, static_argnums=(2, 3, 4, 5, 6))
-  plain = jax.device_get(make(batch, {}, config.seed, "train", spec, True, 0.0))
-  boxed = jax.device_get(make(batch, {}, config.seed, "train", spec, True, 1.0))
-  assert "erase" not in plain and set(boxed) == set(plain) | {"erase"}
-  assert_batches_equal([{k: boxed[k] for k in plain}], [plain])  # the pairs are unchanged
-  assert_batches_equal([boxed], [jax.device_get(make(batch, {}, config.seed, "train", spec, True,
-                                                     1.0))])  # from the example's key alone
-  size = config.data.image_size
-  for box in boxed["erase"][..., 0]:  # one box each, its sides within 15-50% of the image's
-    rows, cols = np.flatnonzero(box.any(1)), np.flatnonzero(box.any(0))
-    assert box.dtype == bool and box.sum() == len(rows) * len(cols)  # a rectangle
-    assert len(rows) <= 0.5 * size + 1 and len(cols) <= 0.5 * size + 1
-  # With probability p: over many examples' keys, about that share has a box.
-  keys = pairs.example_keys(0, "train", jnp.stack([jnp.zeros(400, jnp.uint32),
-                                                   jnp.arange(400, dtype=jnp.uint32)], 1))
-  boxes = np.asarray(jax.vmap(lambda k: pairs._erase_box(k, (64, 64), 0.3))(keys))
-  assert 0.22 < boxes.any(axis=(1, 2, 3)).mean() < 0.38
-  sides = boxes[boxes.any(axis=(1, 2, 3))][..., 0].any(axis=1).sum(-1) / 64
-  assert sides.max() <= 0.51 and np.median(sides) > 0.2

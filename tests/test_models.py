@@ -169,16 +169,6 @@ def test_erase_region_hides_the_taken_region_from_the_autoencoder():
   plain_grads = np.abs(np.asarray(jax.grad(lambda images: jnp.sum(plain.apply(
       {"params": plain.init(jax.random.key(0), x)["params"]}, images)["raw"]))(x))).sum(-1)
   assert (plain_grads[region] > 0).mean() > 0.5
-  # A training box (train.erase_boxes) is hidden too; the output still takes only the region.
-  box = np.zeros(x.shape[:3] + (1,), bool)
-  box[:, 2:12, 18:30] = True
-  assert not region[box[..., 0]].all()
-  boxed = erasing.apply({"params": params}, x, train=True, erase=jnp.asarray(box))
-  np.testing.assert_array_equal(boxed["output"], jnp.where(region[..., None], boxed["raw"], x))
-  box_grads = np.abs(np.asarray(jax.grad(lambda images: jnp.sum(erasing.apply(
-      {"params": params}, images, train=True, erase=jnp.asarray(box))["raw"]))(x))).sum(-1)
-  hidden = region | box[..., 0]
-  assert (box_grads[hidden] == 0).all() and (box_grads[~hidden] > 0).mean() > 0.5
 
 
 def test_hard_composite_takes_the_decoded_pixel_where_the_mask_is_predicted():

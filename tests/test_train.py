@@ -58,18 +58,6 @@ def test_main_end_to_end_then_resumes(tmp_path):
   assert steps_logged == [2, 4, 6], "resumed run must continue at step 5, not start over"
 
 
-def test_erase_region_with_training_boxes_trains_through_main(tmp_path):
-  workdir = tmp_path / "run"
-  run = run_main(workdir, "--config.train.steps=2", "--config.model.name=mask_composite",
-                 "--config.model.composite.hard=True",
-                 "--config.model.composite.detector_features=(4,8)",
-                 "--config.model.composite.erase_region=True", "--config.train.erase_boxes=0.5",
-                 "--config.train.raw_loss_weight=1.0")
-  assert run.returncode == 0, run.stderr[-3000:]
-  metrics = json.loads((workdir / "metrics.json").read_text())
-  assert metrics["step"] == 2 and all(np.isfinite(v) for v in metrics["model"].values())
-
-
 def test_changed_config_is_refused_with_the_differing_keys(tmp_path):
   train.train_and_evaluate(tiny_config(1), str(tmp_path))
   changed = tiny_config(1)

@@ -50,6 +50,8 @@ def test_unseen_masks_config_holds_out_the_named_styles_only():
   full = utkface.get_config()
   held = utkface_unseen_masks.get_config("gaiter,bandana")
   assert set(held.data.mask.styles) == set(full.data.mask.styles) - {"gaiter", "bandana"}
+  assert held.model.composite.erase_region and not full.model.composite.erase_region
+  held.model.composite.erase_region = False
   assert held.model.to_dict() == full.model.to_dict()
   assert utkface_unseen_masks.get_config("n95").data.mask.styles == tuple(
       s for s in full.data.mask.styles if s != "n95")

@@ -146,8 +146,6 @@ def test_lock_is_exclusive_names_its_holder_and_is_released(tmp_path):
      "model.composite.dilation=2: needs model.composite.hard=True"),
     ({"model.name": "mask_composite", "model.composite.erase_region": True},
      "model.composite.erase_region=True: needs model.composite.hard=True"),
-    ({"train.erase_boxes": 0.5}, "train.erase_boxes=0.5: needs model.composite.erase_region=True"),
-    ({"train.erase_boxes": 2.0}, "train.erase_boxes=2.0: must be in [0, 1]"),
     ({"model.name": "unet"}, "model.name='unet': must be one of autoencoder, mask_composite"),
     ({"train.raw_loss_weight": 1.0},
      "train.raw_loss_weight=1.0: needs model.name='mask_composite'"),
