@@ -37,5 +37,5 @@ def get_config(held_out: str = "gaiter,bandana") -> ml_collections.ConfigDict:
                      f'some, not all, of: {", ".join(styles)}')
   config.data.mask.styles = tuple(s for s in styles if s not in names)
   config.model.composite.erase_region = True
-  config.train.steps = 4000  # 17-22 minutes on the 2-core Intel Xeon machine of 2026-12-02
+  config.train.steps = 4000  # 17-22 min on the Intel Xeon of 2026-12-02, 26 on the AMD of 12-07
   return config
