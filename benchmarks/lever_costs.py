@@ -36,8 +36,6 @@ VARIANTS = (
     ("U-Net skips", ("model.skip_connections=True",)),
     ("adversarial loss", ("train.adversarial_weight=0.01",)),
     ("autoencoder kept from the mask's pixels", ("model.composite.erase_region=True",)),
-    ("detector trained on 8 pairs of 32", ("train.detector_rows=8",)),
-    ("detector trained on 16 pairs of 32", ("train.detector_rows=16",)),
 )
 HEADER = ["variant", "overrides", "ms/step", "x base"]
 

@@ -96,9 +96,6 @@ def get_config() -> ml_collections.ConfigDict:
   train.mask_loss_weight = 0.1  # mask_composite: BCE weight for the predicted mask
   train.output_loss_weight = 1.0  # weight of the pixel loss on the output (composite's: blended)
   train.raw_loss_weight = 0.0  # mask_composite: weight of the pixel loss on the decoded image too
-  # mask_composite with a detector: the detector learns from the first detector_rows pairs of
-  # each replica's batch only (0: all), a cheaper step; the autoencoder learns from all of them.
-  train.detector_rows = 0
   # Adversarial loss (off at 0): a PatchGAN discriminator on the masked region, hinge loss; the
   # model's loss gains adversarial_weight x its generator term.
   train.adversarial_weight = 0.0

@@ -114,7 +114,6 @@ _FIELDS = {
     "train.mask_loss_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
     "train.output_loss_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
     "train.raw_loss_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
-    "train.detector_rows": (_is_int, "an int", _NON_NEGATIVE),
     "train.adversarial_weight": (_is_number, "a number", _FINITE_NON_NEGATIVE),
     "train.discriminator_features": (_ints, "a tuple of ints", ((lambda v: len(v) > 0 and
                                                                  all(x > 0 for x in v)),
@@ -225,15 +224,6 @@ def _combinations(config: ml_collections.ConfigDict, num_devices: int | None) ->
   if composite.erase_region and not (composite.hard and composite.detector_features):
     found.append("model.composite.erase_region=True: needs model.composite.hard=True and "
                  "model.composite.detector_features (the region comes from the detector)")
-  if train.detector_rows and not (model.name == "mask_composite"
-                                  and composite.detector_features):
-    found.append(f"train.detector_rows={train.detector_rows}: needs model.name='mask_composite' "
-                 "with model.composite.detector_features (a detector of its own)")
-  per_replica = data.batch_size // num_devices if num_devices else data.batch_size
-  if train.detector_rows > per_replica:
-    found.append(f"train.detector_rows={train.detector_rows}: more than the "
-                 f"{per_replica} pairs of each replica's batch (data.batch_size="
-                 f"{data.batch_size})")
   if train.raw_loss_weight and model.name != "mask_composite":
     found.append(f"train.raw_loss_weight={train.raw_loss_weight}: needs "
                  "model.name='mask_composite' (the autoencoder's decoded image is its output)")

@@ -16,8 +16,7 @@ _ADDED = {"train.output_loss_weight": 1.0, "train.raw_loss_weight": 0.0,
           "model.fourier_blocks": 0, "model.fourier_at": "encoder", "model.gated_decoder": False,
           "train.adversarial_weight": 0.0, "train.discriminator_features": (32, 64, 128),
           "train.discriminator_learning_rate": 2e-4, "model.flip_average": False,
-          "model.composite.threshold": 0.5, "model.composite.erase_region": False,
-          "train.detector_rows": 0}
+          "model.composite.threshold": 0.5, "model.composite.erase_region": False}
 
 
 def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

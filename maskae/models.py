@@ -338,29 +338,19 @@ class MaskCompositeAutoencoder(Autoencoder):
                                  (1, 1, 1, 1), "SAME")
     return region
 
-  def predict(self, images: jax.Array, detector_rows: int = 0) -> dict[str, jax.Array]:
-    """{"raw": the decoded image, "mask": the predicted mask probability}. With
-    `detector_rows`, only the first that many images' masks carry the detector's gradient."""
+  def predict(self, images: jax.Array) -> dict[str, jax.Array]:
+    """{"raw": the decoded image, "mask": the predicted mask probability}."""
     if not self.detector_features:
       decoded = self.decode(images)
       return {"raw": self.out_act(decoded[..., :3]), "mask": nn.sigmoid(decoded[..., 3:])}
-    if detector_rows and detector_rows < images.shape[0]:
-      logits = jnp.concatenate([self.mask_detector(images[:detector_rows]), lax.stop_gradient(
-          self.mask_detector(images[detector_rows:]))])
-    else:
-      logits = self.mask_detector(images)
-    mask = nn.sigmoid(logits)
+    mask = nn.sigmoid(self.mask_detector(images))
     if self.erase_region:
       region = self.taken_region(mask).astype(images.dtype)
       images = jnp.concatenate([images * (1 - region) + 0.5 * region, region], axis=-1)
     return {"raw": self.out_act(self.decode(images)), "mask": mask}
 
-  def __call__(self, images: jax.Array, train: bool = False,
-               detector_rows: int = 0) -> dict[str, jax.Array]:
-    """`detector_rows` (training, `train.detector_rows`): the detector learns from the first that
-    many images only; the others' masks come without a gradient (and their forward pass is
-    dropped by XLA where nothing reads them)."""
-    predicted = self.predict(images, detector_rows) if train else self.predictions(images, False)
+  def __call__(self, images: jax.Array, train: bool = False) -> dict[str, jax.Array]:
+    predicted = self.predictions(images, train)
     raw, mask = predicted["raw"], predicted["mask"]
     if not self.hard:
       return {"output": ops.composite(mask, raw, images), "raw": raw, "mask": mask}

@@ -120,9 +120,8 @@ def reconstruction_loss(outputs: dict, batch: Batch, train: ml_collections.Confi
     parts.update(raw_parts)
     loss = loss + raw_weight * parts["raw"]
   if "mask" in outputs:
-    rows = train.detector_rows or None  # the pairs the detector learns from
     parts["mask_bce"] = jnp.mean(optax.sigmoid_binary_cross_entropy(
-        _logit(outputs["mask"][:rows]), alpha[:rows]))
+        _logit(outputs["mask"]), alpha))
     loss = loss + train.mask_loss_weight * parts["mask_bce"]
   return loss, parts
 
@@ -158,8 +157,7 @@ def _update(config: ml_collections.ConfigDict, state: TrainState, batch: Batch):
   adversarial_weight = config.train.adversarial_weight
 
   def loss_fn(params):
-    detector = {"detector_rows": config.train.detector_rows} if config.train.detector_rows else {}
-    outputs = state.apply_fn({"params": params}, batch["masked"], train=True, **detector)
+    outputs = state.apply_fn({"params": params}, batch["masked"], train=True)
     loss, parts = reconstruction_loss(outputs, batch, config.train)
     if adversarial_weight:
       logits = state.discriminator_apply_fn({"params": state.discriminator_params},

@@ -171,23 +171,6 @@ def test_erase_region_hides_the_taken_region_from_the_autoencoder():
   assert (plain_grads[region] > 0).mean() > 0.5
 
 
-def test_detector_rows_keep_the_masks_and_pass_gradients_from_the_first_rows_only():
-  x = jax.random.uniform(jax.random.key(1), (4, 32, 32, 3))
-  model = _model(composite={"hard": True, "detector_features": (4, 8)})
-  params = model.init(jax.random.key(0), x)["params"]
-  whole = model.apply({"params": params}, x, train=True)
-  split = model.apply({"params": params}, x, train=True, detector_rows=1)
-  for key in ("mask", "raw", "output"):
-    np.testing.assert_allclose(split[key], whole[key], rtol=1e-6, atol=1e-6)
-
-  def detector_grads(rows):
-    return jax.grad(lambda p: jnp.sum(model.apply({"params": p}, x, train=True,
-                                                  detector_rows=1)["mask"][rows]))(params)
-  first, rest = detector_grads(slice(0, 1)), detector_grads(slice(1, None))
-  assert optax.global_norm(first["mask_detector"]) > 0
-  assert optax.global_norm(rest["mask_detector"]) == 0
-
-
 def test_hard_composite_takes_the_decoded_pixel_where_the_mask_is_predicted():
   x = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3))
   soft, hard = _model(composite={}), _model(composite={"hard": True})

@@ -134,51 +134,6 @@ def _pair_batch(size=32, n=4):
   return {"masked": masked, "clean": clean, "alpha": alpha}
 
 
-def _detector_config():
-  config = default.get_config()
-  config.data.image_size, config.model.features = 32, (8, 16)
-  config.model.name = "mask_composite"
-  config.model.composite.update({"hard": True, "detector_features": (4, 8)})
-  config.train.output_loss_weight, config.train.raw_loss_weight = 0.0, 1.0
-  return config
-
-
-def test_detector_rows_train_the_detector_on_the_first_pairs_and_the_autoencoder_on_all():
-  config = _detector_config()
-  model = models.create_model(config.model)
-  batch = _pair_batch()
-  params = model.init(jax.random.key(0), batch["masked"])["params"]
-
-  def grads(rows, pairs):
-    train = config.train.copy_and_resolve_references()
-    train.detector_rows = rows
-    loss = lambda p: train_step.reconstruction_loss(model.apply(
-        {"params": p}, pairs["masked"], train=True, detector_rows=rows), pairs, train)[0]
-    return jax.grad(loss)(params)
-
-  rows, first_pairs, every_pair = grads(2, batch), grads(0, {k: v[:2] for k, v in batch.items()}), \
-      grads(0, batch)
-  for name, layer in rows.items():
-    expected = first_pairs[name] if name == "mask_detector" else every_pair[name]
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), layer,
-                 expected)
-  assert optax.global_norm(rows["mask_detector"]) > 0
-
-
-def test_detector_rows_step_reports_the_first_pairs_cross_entropy():
-  config = _detector_config()
-  config.train.detector_rows = 2
-  model = models.create_model(config.model)
-  state = train_step.create_train_state(model, config, jax.random.key(0))
-  batch = _pair_batch()
-  mask = model.apply({"params": state.params}, batch["masked"], train=True)["mask"]
-  expected = jnp.mean(optax.sigmoid_binary_cross_entropy(train_step._logit(mask[:2]),
-                                                         batch["alpha"][:2]))
-  mesh = train_step.data_mesh(jax.devices()[:1])
-  _, metrics = train_step.make_pair_train_step(config, mesh)(state, batch)
-  assert float(metrics["mask_bce"]) == pytest.approx(float(expected), rel=1e-4)
-
-
 def test_adversarial_step_trains_the_discriminator_beside_the_model():
   config = default.get_config()
   config.data.image_size = 32

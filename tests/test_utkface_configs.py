@@ -41,7 +41,12 @@ def test_utkface_configs_fields():
   assert best.model.flip_average and (best.model.composite.threshold,
                                       best.model.composite.dilation) == (0.25, 2)
   assert best.data.random_flip and not round1.data.random_flip
-  assert (round1.train.steps, best.train.steps) == (9000, 13000)
+  assert (round1.train.steps, best.train.steps) == (9000, 36000)
+  assert (round1.data.batch_size, best.data.batch_size) == (32, 8)
+  # The 256 px and held-out configs keep the schedules their documented runs took.
+  assert (big.data.batch_size, big.train.steps, big.train.eval_every) == (32, 13000, 500)
+  held = utkface_unseen_masks.get_config("n95")
+  assert (held.data.batch_size, held.train.steps, held.train.eval_every) == (32, 4000, 1000)
   with pytest.raises(ValueError, match='configs/utkface.py: unknown arch "unet"'):
     utkface.get_config("unet")
 

@@ -147,11 +147,6 @@ def test_lock_is_exclusive_names_its_holder_and_is_released(tmp_path):
     ({"model.name": "mask_composite", "model.composite.erase_region": True},
      "model.composite.erase_region=True: needs model.composite.hard=True"),
     ({"model.name": "unet"}, "model.name='unet': must be one of autoencoder, mask_composite"),
-    ({"train.detector_rows": 2}, "train.detector_rows=2: needs model.name='mask_composite' "
-                                 "with model.composite.detector_features"),
-    ({"model.name": "mask_composite", "model.composite.detector_features": (4, 8),
-      "train.detector_rows": 9, "data.batch_size": 8}, "train.detector_rows=9: more than the 8 pairs of each "
-                                 "replica's batch (data.batch_size=8)"),
     ({"train.raw_loss_weight": 1.0},
      "train.raw_loss_weight=1.0: needs model.name='mask_composite'"),
     ({"train.profile_steps": 5, "train.profile_start_step": 0, "train.steps": 4},
