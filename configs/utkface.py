@@ -53,8 +53,8 @@ def get_config(arch: str = "best") -> ml_collections.ConfigDict:
     if arch == "best":
       # Each training pair mirrored with probability 1/2, in batches of 8: at equal epochs and
       # about equal time, four steps of 8 pairs learn more than one of 32 (docs/pilots.md,
-      # "Batch size"). 36,000 steps are under an hour on the 2-core AMD EPYC of 2026-12-07
-      # (0.083 s a step there, validations every 2,000 steps included).
+      # "Batch size"). 36,000 steps took 55.8 minutes on the 2-core AMD EPYC of 2026-12-07
+      # (0.093 s a step, validations every 2,000 steps included).
       data.random_flip = True
       data.batch_size = 8
       train.steps = 36000
