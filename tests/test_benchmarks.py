@@ -261,3 +261,63 @@ def test_lever_costs_benchmark_times_every_lever(tmp_path):
                 "--only", "erase_region")
   assert float(_table_row(output, ["autoencoder kept from the mask's pixels"])[-1]) > 0, output
   assert "gated decoder" not in output and "configs/utkface.py" in output
+
+
+def test_gpu_budget_sizes_from_the_probe_run():
+  """Fabricated probe logs (every 5 steps of 100, validated every 25): 0.1 s a step, a 3 s
+  validation and a 5 s start (2 s of it compiling the first validation) come out, and the
+  schedule fills 95% of the budget."""
+  sys.path.insert(0, REPO)
+  from benchmarks import gpu_budget  # pylint: disable=import-outside-toplevel
+  records, seconds = [], 3.0
+  for step in range(5, 101, 5):
+    seconds += 0.5
+    records.append({"step": step, "train/loss": 0.1, "time/train_seconds": seconds})
+    if step % 25 == 0:
+      seconds += 5.0 if step == 25 else 3.0
+      records.append({"step": step, "val/psnr": 20.0, "time/train_seconds": seconds})
+  costs = gpu_budget.probe_costs(records, 100)
+  assert costs == pytest.approx({"step": 0.1, "start": 5.0, "validation": 3.0})
+  # 0.95 * 60 s - 5 s - 4 * 3 s = 40 s: 400 steps, a multiple of the 4 validations.
+  assert gpu_budget.size_steps(costs, 1.0, 4) == 400
+  assert gpu_budget.size_steps(costs, 0.2, 4) == 0
+
+
+@pytest.mark.slow
+def test_gpu_budget_probes_sizes_trains_and_scores_a_run(tmp_path):
+  workdir, results = tmp_path / "run", tmp_path / "RESULTS.md"
+  tiny = ["data.image_size=32", "data.num_train=16", "data.num_val=8", "data.batch_size=8"]
+  result = subprocess.run(
+      [sys.executable, os.path.join("benchmarks", "gpu_budget.py"), "--workdir", str(workdir),
+       "--config", "configs/default.py", "--minutes", "0.75", "--evals", "2",
+       "--probe_steps", "60", "--results", str(results),
+       *(f"--override={item}" for item in tiny)],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  steps = int(result.stdout.split("train.steps=")[1].split(" ")[0])
+  assert steps > 0 and steps % 2 == 0, result.stdout
+  summary = json.loads((workdir / "metrics.json").read_text())
+  assert summary["step"] == steps
+  assert summary["train_seconds"] <= 0.75 * 60 * 1.25, summary  # the budget, with slack for noise
+  rows = [cells for cells in _table_rows(result.stdout) if cells[0].isdigit()]
+  assert [int(cells[0]) for cells in rows] == [steps // 2, steps]
+  assert "A 0.75-minute training" in results.read_text()
+  assert "`--mode=evaluate --split=val` (checkpoint" in result.stdout
+  assert (workdir / "eval" / "val" / "summary.json").is_file()
+  # --skip_evaluation: the curve only.
+  quick = subprocess.run(
+      [sys.executable, os.path.join("benchmarks", "gpu_budget.py"), "--workdir",
+       str(tmp_path / "quick"), "--config", "configs/default.py", "--minutes", "0.75",
+       "--evals", "2", "--probe_steps", "60", "--skip_evaluation", "--results", "",
+       *(f"--override={item}" for item in tiny)],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert quick.returncode == 0, quick.stderr[-3000:]
+  assert "--mode=evaluate" not in quick.stdout and not (tmp_path / "quick" / "eval").exists()
+  assert len([cells for cells in _table_rows(quick.stdout) if cells[0].isdigit()]) == 2
+  # A workdir that exists is refused before anything runs.
+  again = subprocess.run(
+      [sys.executable, os.path.join("benchmarks", "gpu_budget.py"), "--workdir", str(workdir),
+       "--config", "configs/default.py"], cwd=REPO, capture_output=True, text=True, timeout=60)
+  assert again.returncode != 0
+  assert again.stderr.strip().splitlines()[-1] == (
+      f"gpu_budget: --workdir {workdir} exists; name a new one")
