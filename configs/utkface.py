@@ -59,10 +59,11 @@ def get_config(arch: str = "best") -> ml_collections.ConfigDict:
       data.batch_size = 8
       train.steps = 36000
       # Inference (no parameter depends on them): the mirror's prediction averaged in, and the
-      # decoded image taken from a mask probability of 0.25, that region grown by 2 px; keeping
-      # a masked pixel costs more than redrawing a clean one (docs/pilots.md, "Inference").
+      # decoded image taken from a mask probability of 0.2, that region grown by 1 px; keeping
+      # a masked pixel costs more than redrawing a clean one, and the trained detector needs
+      # little growth (docs/pilots.md, "Inference").
       model.flip_average = True
-      model.composite.threshold, model.composite.dilation = 0.25, 2
+      model.composite.threshold, model.composite.dilation = 0.2, 1
   elif arch == "paper":
     # The paper's model, loss (MAE) and optimizer (Adam at Keras's default rate, constant).
     train.loss = "mae"

@@ -37,6 +37,8 @@ def get_config(held_out: str = "gaiter,bandana") -> ml_collections.ConfigDict:
                      f'some, not all, of: {", ".join(styles)}')
   config.data.mask.styles = tuple(s for s in styles if s not in names)
   config.model.composite.erase_region = True
+  # The inference keys its runs were scored with (configs/utkface.py's before 0.2 and 1 px).
+  config.model.composite.threshold, config.model.composite.dilation = 0.25, 2
   # Its runs' schedule: batches of 32 (configs/utkface.py's before it took 8), validated every
   # 1,000 steps.
   config.data.batch_size = 32

@@ -39,7 +39,7 @@ def test_old_composite_record_is_read_with_the_current_keys_and_builds_the_same_
   assert "mask_head" in (tmp_path / workdir.CONFIG_FILE).read_text()
   recorded = run_dir.recorded_config()
   assert workdir.differences(current, recorded) == []
-  assert recorded.model.name == "mask_composite" and recorded.model.composite.dilation == 2
+  assert recorded.model.name == "mask_composite" and recorded.model.composite.dilation == 1
   x = jnp.zeros((1, 32, 32, 3))
   shapes = [jax.eval_shape(models.create_model(c.model).init, jax.random.key(0), x)
             for c in (current, recorded)]

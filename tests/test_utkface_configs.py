@@ -39,7 +39,7 @@ def test_utkface_configs_fields():
   assert round1.model.to_dict() == best.model.to_dict()
   best = utkface.get_config()
   assert best.model.flip_average and (best.model.composite.threshold,
-                                      best.model.composite.dilation) == (0.25, 2)
+                                      best.model.composite.dilation) == (0.2, 1)
   assert best.data.random_flip and not round1.data.random_flip
   assert (round1.train.steps, best.train.steps) == (9000, 36000)
   assert (round1.data.batch_size, best.data.batch_size) == (32, 8)
@@ -56,7 +56,9 @@ def test_unseen_masks_config_holds_out_the_named_styles_only():
   held = utkface_unseen_masks.get_config("gaiter,bandana")
   assert set(held.data.mask.styles) == set(full.data.mask.styles) - {"gaiter", "bandana"}
   assert held.model.composite.erase_region and not full.model.composite.erase_region
+  assert (held.model.composite.threshold, held.model.composite.dilation) == (0.25, 2)
   held.model.composite.erase_region = False
+  held.model.composite.threshold, held.model.composite.dilation = 0.2, 1
   assert held.model.to_dict() == full.model.to_dict()
   assert utkface_unseen_masks.get_config("n95").data.mask.styles == tuple(
       s for s in full.data.mask.styles if s != "n95")
