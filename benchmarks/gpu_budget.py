@@ -33,6 +33,7 @@ if __package__ in (None, ""):  # run as a file: the repository root holds `bench
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import report, time_to_quality
+from maskae import workdir as workdir_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAFETY = 0.95  # the share of the budget the sizing fills: steps vary a little between runs
@@ -45,12 +46,6 @@ def run_main(config: str, workdir: str, flags: list[str]) -> None:
   if result.returncode:
     lines = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
     raise SystemExit(f"gpu_budget: {' '.join(command)} failed: {lines[-1]}")
-
-
-def metrics_records(workdir: str) -> list[dict]:
-  """The records of `workdir`/metrics.jsonl."""
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f if line.strip()]
 
 
 def probe_costs(records: list[dict], probe_steps: int) -> dict:
@@ -104,7 +99,7 @@ def main() -> None:
         f"--config.train.log_every={args.probe_steps // 20}",
         f"--config.train.eval_every={args.probe_steps // 4}",
         f"--config.train.checkpoint_every={args.probe_steps}", *overrides])
-    costs = probe_costs(metrics_records(probe), args.probe_steps)
+    costs = probe_costs(time_to_quality.metrics_log(probe)[1], args.probe_steps)
   load_log.sample()
   steps = size_steps(costs, args.minutes, args.evals)
   if not steps:
@@ -130,7 +125,8 @@ def main() -> None:
           f"{sizing}\n\n"
           f"{report.table(['step', 'minutes', 'masked PSNR (dB)', 'PSNR (dB)', 'SSIM'], rows)}")
   if not args.skip_evaluation:
-    with open(os.path.join(args.workdir, "eval", "val", "summary.json")) as f:
+    with open(os.path.join(workdir_lib.Workdir(args.workdir).eval_dir("val"),
+                           "summary.json")) as f:
       scored = json.load(f)
     model = scored["model"]
     body += (f"\n\n`--mode=evaluate --split=val` (checkpoint {scored['checkpoint']['step']}): "

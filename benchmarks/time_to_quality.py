@@ -29,13 +29,18 @@ MARGINS_DB = (2.0, 4.0)
 REFERENCE = "telea"
 
 
-def validation_curve(workdir: str) -> list[dict]:
-  """The validation records of `workdir`/metrics.jsonl that carry a training time, by step."""
+def metrics_log(workdir: str) -> tuple[str, list[dict]]:
+  """The path of `workdir`/metrics.jsonl and its records, in order."""
   path = workdir_lib.Workdir(workdir).file(workdir_lib.METRICS_LOG_FILE)
   if not os.path.isfile(path):
     raise SystemExit(f"time_to_quality: no such file: {path} (train the run first)")
   with open(path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
+    return path, [json.loads(line) for line in f if line.strip()]
+
+
+def validation_curve(workdir: str) -> list[dict]:
+  """The validation records of `workdir`/metrics.jsonl that carry a training time, by step."""
+  path, records = metrics_log(workdir)
   curve = [r for r in records if "val/psnr_masked" in r and "time/train_seconds" in r]
   if not curve:
     raise SystemExit(f"time_to_quality: {path} has no validation records with "
