@@ -92,6 +92,7 @@ def main() -> None:
   load_log = report.LoadLog()
   print(report.machine(), flush=True)
 
+  print(f"probe: {args.probe_steps} steps", flush=True)
   with tempfile.TemporaryDirectory(prefix="maskae-gpu-budget-") as scratch:
     probe = os.path.join(scratch, "probe")
     run_main(args.config, probe, [
@@ -114,6 +115,7 @@ def main() -> None:
 
   flags = [f"--config.train.steps={steps}", f"--config.train.eval_every={every}",
            f"--config.train.checkpoint_every={every}", *overrides]
+  print(f"training in {args.workdir} (progress: its metrics.jsonl, TensorBoard)", flush=True)
   run_main(args.config, args.workdir, flags)
   if not args.skip_evaluation:
     run_main(args.config, args.workdir, ["--mode=evaluate", "--split=val", *flags])
