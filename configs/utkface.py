@@ -54,14 +54,20 @@ def get_config(arch: str = "best") -> ml_collections.ConfigDict:
       # Each training pair mirrored with probability 1/2, in batches of 8: at equal epochs and
       # about equal time, four steps of 8 pairs learn more than one of 32 (docs/pilots.md,
       # "Batch size"). 36,000 steps took 55.8 minutes on the 2-core AMD EPYC of 2026-12-07
-      # (0.093 s a step, validations every 2,000 steps included).
+      # (0.093 s a step, validations every 2,000 steps included) before the erased region below,
+      # which costs 1.03x (37.1 against 36.1 minutes on a 2-core Intel Xeon).
       data.random_flip = True
       data.batch_size = 8
       train.steps = 36000
-      # Inference (no parameter depends on them): the mirror's prediction averaged in, and the
-      # decoded image taken from a mask probability of 0.2, that region grown by 1 px; keeping
-      # a masked pixel costs more than redrawing a clean one, and the trained detector needs
-      # little growth (docs/pilots.md, "Inference").
+      # The autoencoder never sees the region the output takes from it: its input is the photo
+      # blanked to mid-grey there, plus the region as a fourth channel (an inpainting network's
+      # input). +0.27 dB in the masked region over the same 36,000 steps (docs/pilots.md, "The
+      # loss and the erased region at batch 8").
+      model.composite.erase_region = True
+      # The mirror's prediction averaged in (inference only), and the region taken from a mask
+      # probability of 0.2, grown by 1 px (what the autoencoder is kept from, in training too):
+      # keeping a masked pixel costs more than redrawing a clean one, and the trained detector
+      # needs little growth (docs/pilots.md, "Inference").
       model.flip_average = True
       model.composite.threshold, model.composite.dilation = 0.2, 1
   elif arch == "paper":

@@ -23,4 +23,7 @@ def get_config(arch: str = "best") -> ml_collections.ConfigDict:
     # batches of 32, 13,000 steps by default, validated every 500.
     config.data.batch_size, config.train.steps = 32, 13000
     config.train.eval_every, config.train.checkpoint_every = 500, 1000
+    # Its model as it ran: the autoencoder saw the whole photo (configs/utkface.py's before the
+    # erased region).
+    config.model.composite.erase_region = False
   return config

@@ -10,9 +10,10 @@
       --workdir runs/unseen_gaiter+bandana --mode=evaluate --split=val \
       --config.data.mask.styles="('gaiter','bandana')"
 
-The autoencoder is kept from the mask's pixels (`model.composite.erase_region`: it sees the
-detector's region blanked), the lever for masks a model never saw (README, "Masks it never
-saw"); `--config.model.composite.erase_region=False` trains configs/utkface.py's model as it is.
+The autoencoder is kept from the mask's pixels, as in configs/utkface.py
+(`model.composite.erase_region`: it sees the detector's region blanked), the lever for masks a
+model never saw (README, "Masks it never saw"); `--config.model.composite.erase_region=False`
+trains the model without it (the table's "no" rows).
 The argument names the held-out styles (comma-separated, from maskae.masks' styles); training
 draws the others, uniformly. Any other data.mask block works the same way at evaluation: the
 config's model keys must match the workdir's, the masks may differ. The step count is shorter
@@ -26,8 +27,7 @@ from configs import utkface
 
 
 def get_config(held_out: str = "gaiter,bandana") -> ml_collections.ConfigDict:
-  """configs/utkface.py's model (erase_region on) and data, trained without the `held_out` mask
-  styles."""
+  """configs/utkface.py's model and data, trained without the `held_out` mask styles."""
   config = utkface.get_config()
   names = [s for s in held_out.split(",") if s]
   styles = config.data.mask.styles
@@ -36,7 +36,6 @@ def get_config(held_out: str = "gaiter,bandana") -> ml_collections.ConfigDict:
     raise ValueError(f'configs/utkface_unseen_masks.py: held-out styles "{held_out}" must be '
                      f'some, not all, of: {", ".join(styles)}')
   config.data.mask.styles = tuple(s for s in styles if s not in names)
-  config.model.composite.erase_region = True
   # The inference keys its runs were scored with (configs/utkface.py's before 0.2 and 1 px).
   config.model.composite.threshold, config.model.composite.dilation = 0.25, 2
   # Its runs' schedule: batches of 32 (configs/utkface.py's before it took 8), validated every

@@ -373,7 +373,8 @@ class PatchDiscriminator(nn.Module):
 # config.model.name -> the model; config.model.composite is the mask_composite model's own block.
 MODELS = {"autoencoder": Autoencoder, "mask_composite": MaskCompositeAutoencoder}
 # Model keys that choose how a trained model's predictions make its output, not its parameters:
-# an evaluation may set them otherwise than the training did.
+# an evaluation may set them otherwise than the training did (with `composite.erase_region`, the
+# threshold and dilation also choose what the autoencoder saw in training).
 INFERENCE_KEYS = ("model.flip_average", "model.composite.threshold", "model.composite.dilation")
 
 

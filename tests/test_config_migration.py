@@ -34,6 +34,7 @@ def test_old_composite_record_is_read_with_the_current_keys_and_builds_the_same_
   current = utkface.get_config()
   current.train.output_loss_weight, current.train.raw_loss_weight = 1.0, 0.0  # the old meaning
   current.model.flip_average, current.model.composite.threshold = False, 0.5  # as then
+  current.model.composite.erase_region = False
   run_dir = workdir.Workdir(str(tmp_path))
   run_dir.record_config(_as_recorded_before_the_model_split(current))
   assert "mask_head" in (tmp_path / workdir.CONFIG_FILE).read_text()

@@ -22,7 +22,9 @@ def test_utkface_configs_fields():
     assert config.data.train_list.endswith("utkface/train.txt")
     assert config.data.val_list.endswith("utkface/val.txt")
     assert config.data.mask.styles == paper.get_config().data.mask.styles  # the full mix
-  assert best.model.to_dict() == big.model.to_dict() and best.model.bottleneck_convs == 4
+  big_model = big.model.to_dict()  # the 256 px run's autoencoder saw the whole photo
+  big_model["composite"]["erase_region"] = True
+  assert best.model.to_dict() == big_model and best.model.bottleneck_convs == 4
   # The reference row is the paper's model, loss and optimizer on the same data.
   assert reference.model.to_dict() == paper.get_config().model.to_dict()
   assert (reference.train.loss, reference.train.schedule, reference.train.learning_rate) == (
@@ -31,15 +33,18 @@ def test_utkface_configs_fields():
   assert reference.model.name == "autoencoder"
   assert (best.train.output_loss_weight, best.train.raw_loss_weight) == (0.0, 1.0)
   # round1 is the first round's run: the same parameters, without flips, for fewer steps; best
-  # also averages the mirror's prediction in and takes the decoded image from a lower threshold.
+  # also averages the mirror's prediction in, takes the decoded image from a lower threshold and
+  # keeps the autoencoder from that region.
   round1 = utkface.get_config("round1")
   for config in (round1, best):
     config.model.flip_average = False
     config.model.composite.threshold, config.model.composite.dilation = 0.5, 3
+    config.model.composite.erase_region = False
   assert round1.model.to_dict() == best.model.to_dict()
   best = utkface.get_config()
   assert best.model.flip_average and (best.model.composite.threshold,
                                       best.model.composite.dilation) == (0.2, 1)
+  assert best.model.composite.erase_region and not big.model.composite.erase_region
   assert best.data.random_flip and not round1.data.random_flip
   assert (round1.train.steps, best.train.steps) == (9000, 36000)
   assert (round1.data.batch_size, best.data.batch_size) == (32, 8)
@@ -55,9 +60,8 @@ def test_unseen_masks_config_holds_out_the_named_styles_only():
   full = utkface.get_config()
   held = utkface_unseen_masks.get_config("gaiter,bandana")
   assert set(held.data.mask.styles) == set(full.data.mask.styles) - {"gaiter", "bandana"}
-  assert held.model.composite.erase_region and not full.model.composite.erase_region
+  assert held.model.composite.erase_region and full.model.composite.erase_region
   assert (held.model.composite.threshold, held.model.composite.dilation) == (0.25, 2)
-  held.model.composite.erase_region = False
   held.model.composite.threshold, held.model.composite.dilation = 0.2, 1
   assert held.model.to_dict() == full.model.to_dict()
   assert utkface_unseen_masks.get_config("n95").data.mask.styles == tuple(
