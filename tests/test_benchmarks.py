@@ -284,16 +284,21 @@ def test_gpu_budget_sizes_from_the_probe_run():
   assert gpu_budget.size_steps(costs, 0.2, 4) == 0
 
 
+def _gpu_budget(workdir, *flags: str, timeout: int = 600) -> subprocess.CompletedProcess:
+  """benchmarks/gpu_budget.py on configs/default.py into `workdir`, run from the repository."""
+  return subprocess.run(
+      [sys.executable, os.path.join("benchmarks", "gpu_budget.py"), "--workdir", str(workdir),
+       "--config", "configs/default.py", *flags],
+      cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.mark.slow
 def test_gpu_budget_probes_sizes_trains_and_scores_a_run(tmp_path):
   workdir, results = tmp_path / "run", tmp_path / "RESULTS.md"
-  tiny = ["data.image_size=32", "data.num_train=16", "data.num_val=8", "data.batch_size=8"]
-  result = subprocess.run(
-      [sys.executable, os.path.join("benchmarks", "gpu_budget.py"), "--workdir", str(workdir),
-       "--config", "configs/default.py", "--minutes", "0.75", "--evals", "2",
-       "--probe_steps", "60", "--results", str(results),
-       *(f"--override={item}" for item in tiny)],
-      cwd=REPO, capture_output=True, text=True, timeout=600)
+  tiny = ["--minutes", "0.75", "--evals", "2", "--probe_steps", "60",
+          *(f"--override={item}" for item in ("data.image_size=32", "data.num_train=16",
+                                               "data.num_val=8", "data.batch_size=8"))]
+  result = _gpu_budget(workdir, *tiny, "--results", str(results))
   assert result.returncode == 0, result.stderr[-3000:]
   steps = int(result.stdout.split("train.steps=")[1].split(" ")[0])
   assert steps > 0 and steps % 2 == 0, result.stdout
@@ -306,19 +311,12 @@ def test_gpu_budget_probes_sizes_trains_and_scores_a_run(tmp_path):
   assert "`--mode=evaluate --split=val` (checkpoint" in result.stdout
   assert (workdir / "eval" / "val" / "summary.json").is_file()
   # --skip_evaluation: the curve only.
-  quick = subprocess.run(
-      [sys.executable, os.path.join("benchmarks", "gpu_budget.py"), "--workdir",
-       str(tmp_path / "quick"), "--config", "configs/default.py", "--minutes", "0.75",
-       "--evals", "2", "--probe_steps", "60", "--skip_evaluation", "--results", "",
-       *(f"--override={item}" for item in tiny)],
-      cwd=REPO, capture_output=True, text=True, timeout=600)
+  quick = _gpu_budget(tmp_path / "quick", *tiny, "--skip_evaluation", "--results", "")
   assert quick.returncode == 0, quick.stderr[-3000:]
   assert "--mode=evaluate" not in quick.stdout and not (tmp_path / "quick" / "eval").exists()
   assert len([cells for cells in _table_rows(quick.stdout) if cells[0].isdigit()]) == 2
   # A workdir that exists is refused before anything runs.
-  again = subprocess.run(
-      [sys.executable, os.path.join("benchmarks", "gpu_budget.py"), "--workdir", str(workdir),
-       "--config", "configs/default.py"], cwd=REPO, capture_output=True, text=True, timeout=60)
+  again = _gpu_budget(workdir, timeout=60)
   assert again.returncode != 0
   assert again.stderr.strip().splitlines()[-1] == (
       f"gpu_budget: --workdir {workdir} exists; name a new one")
